@@ -1,0 +1,51 @@
+// NamespaceConfig: everything a namespace declares (DESIGN.md, "Namespaces and
+// signalling"), as plain data. Parsed from YAML by src/server/config.h; read by the data
+// abstractions and signalled to clients by Handshake. Defaults are the documented ones.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace stategate {
+
+struct Slo {
+  absl::Duration target;  // what the namespace aims for: hedge delay and page time budget
+  absl::Duration max;     // past this a call counts as failed
+};
+
+enum class Durability {
+  kSync,   // the write-ahead log is fsynced before a write is acknowledged
+  kAsync,  // acknowledged once in the engine's memory and log buffer
+};
+
+struct NamespaceLimits {
+  int64_t max_key_bytes = 4096;           // ids and item keys
+  int64_t max_value_bytes = 64LL << 20;   // a whole value, chunked or not
+  int64_t max_items_per_call = 1000;      // items, keys or mutations in one call
+  int64_t max_request_bytes = 4LL << 20;  // a serialized request
+  int64_t max_page_bytes = 8LL << 20;     // largest page_size_bytes a read may ask
+};
+
+struct ClientSettings {
+  int64_t compression_threshold_bytes = 1024;
+  int64_t chunk_bytes = 1LL << 20;      // values above this travel as chunks
+  int64_t page_size_bytes = 2LL << 20;  // default page size of reads
+  bool hedging = true;
+  std::string near_cache = "off";  // off | lru | total
+};
+
+struct NamespaceConfig {
+  std::string name;
+  std::string abstraction = "kv";
+  std::string engine = "rocksdb";
+  Durability durability = Durability::kSync;
+  Slo point_read{absl::Milliseconds(10), absl::Milliseconds(100)};
+  Slo range_read{absl::Milliseconds(50), absl::Milliseconds(500)};
+  Slo write{absl::Milliseconds(20), absl::Milliseconds(200)};
+  NamespaceLimits limits;
+  ClientSettings client;
+};
+
+}  // namespace stategate
