@@ -1,0 +1,89 @@
+// KvStore: the Key-Value abstraction (DESIGN.md, "Key-Value" and "API contracts") over
+// one StorageEngine. It validates requests against the namespace's limits, turns
+// idempotency tokens into write versions, stores item metadata beside values, commits
+// chunked values, pages reads by bytes, items and time, and collects abandoned chunks.
+//
+// A namespace `ns` uses two engine tables: `ns` (the records) and `ns.chunks` (pieces of
+// large values, one record per (id, item key, version)). Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "src/common/clock.h"
+#include "src/common/namespace_config.h"
+#include "src/common/token_signer.h"
+#include "src/storage/engine.h"
+#include "stategate/v1/kv.pb.h"
+
+namespace stategate::kv {
+
+struct KvStoreOptions {
+  // Tokens whose generation time is further than this from now are rejected. Default: 60 s.
+  absl::Duration max_clock_skew = absl::Seconds(60);
+  // Secret for page tokens; empty = random per process. Default: empty.
+  std::string page_token_secret;
+  // Share of an SLO target a paged read may spend before returning early. Default: 0.8.
+  double page_time_share = 0.8;
+};
+
+class KvStore {
+ public:
+  KvStore(storage::StorageEngine* engine, Clock* clock, KvStoreOptions options);
+
+  // Creates the namespace's tables if missing.
+  [[nodiscard]] absl::Status Prepare(const NamespaceConfig& ns);
+
+  // Each call validates its request for `ns` (INVALID_ARGUMENT naming the field and limit)
+  // and returns the engine's status otherwise. Requests name the namespace too; the caller
+  // has resolved it to `ns`.
+  absl::StatusOr<v1::PutItemsResponse> PutItems(const NamespaceConfig& ns,
+                                                const v1::PutItemsRequest& request);
+  absl::StatusOr<v1::GetItemsResponse> GetItems(const NamespaceConfig& ns,
+                                                const v1::GetItemsRequest& request);
+  absl::StatusOr<v1::DeleteItemsResponse> DeleteItems(const NamespaceConfig& ns,
+                                                      const v1::DeleteItemsRequest& request);
+  absl::StatusOr<v1::MutateItemsResponse> MutateItems(const NamespaceConfig& ns,
+                                                      const v1::MutateItemsRequest& request);
+  absl::StatusOr<v1::ScanItemsResponse> ScanItems(const NamespaceConfig& ns,
+                                                  const v1::ScanItemsRequest& request);
+  absl::StatusOr<v1::PutChunkResponse> PutChunk(const NamespaceConfig& ns,
+                                                const v1::PutChunkRequest& request);
+  absl::StatusOr<v1::GetChunkResponse> GetChunk(const NamespaceConfig& ns,
+                                                const v1::GetChunkRequest& request);
+
+  // Deletes chunks no committed item refers to: those of superseded, deleted or expired
+  // values, and uploads never committed, once they are older than twice the clock skew
+  // (after that no commit can be accepted for them). Returns how many chunk sets it removed.
+  absl::StatusOr<int64_t> CollectChunks(const NamespaceConfig& ns);
+
+ private:
+  absl::StatusOr<storage::Version> CheckToken(const v1::IdempotencyToken& token,
+                                              const std::string& field) const;
+  absl::Status CheckItem(const NamespaceConfig& ns, const v1::Item& item,
+                         const std::string& field) const;
+  absl::StatusOr<storage::PutOp> ToPutOp(const NamespaceConfig& ns, const v1::Item& item,
+                                         const std::string& field) const;
+  absl::Status AppendDeleteOps(const NamespaceConfig& ns, const v1::Predicate& predicate,
+                               const std::string& field, std::vector<storage::WriteOp>& ops) const;
+  absl::Status ToItem(const NamespaceConfig& ns, const std::string& id,
+                      const storage::StoredItem& stored, bool include_large_values, v1::Item& item);
+  absl::StatusOr<std::string> ReadChunkedValue(const NamespaceConfig& ns, const std::string& id,
+                                               const std::string& key,
+                                               const storage::Version& version,
+                                               uint32_t chunk_count);
+  absl::Status Write(const NamespaceConfig& ns, const std::string& id,
+                     const storage::Version& version, std::vector<storage::WriteOp> ops);
+
+  storage::StorageEngine* const engine_;
+  Clock* const clock_;
+  const KvStoreOptions options_;
+  const TokenSigner signer_;
+};
+
+// The engine table holding a namespace's chunks.
+std::string ChunkTable(const std::string& ns);
+
+}  // namespace stategate::kv
