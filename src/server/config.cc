@@ -1,0 +1,274 @@
+#include "src/server/config.h"
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/status_macros.h"
+
+namespace stategate::server {
+namespace {
+
+// Walks a YAML map, remembering which keys were read so that unknown ones are reported.
+class Fields {
+ public:
+  Fields(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {}
+
+  absl::Status CheckMap() const {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) {
+      return absl::InvalidArgumentError(absl::StrCat(path_, " must be a map"));
+    }
+    return absl::OkStatus();
+  }
+
+  // The value at key, or an undefined node when it is absent or null.
+  YAML::Node Get(const std::string& key) {
+    seen_.insert(key);
+    if (!node_ || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& map = node_;  // const lookup: a missing key is not inserted
+    YAML::Node value = map[key];
+    if (!value || value.IsNull()) return YAML::Node(YAML::NodeType::Undefined);
+    return value;
+  }
+
+  template <typename T>
+  absl::Status Read(const std::string& key, T& out) {
+    YAML::Node value = Get(key);
+    if (!value) return absl::OkStatus();
+    try {
+      out = value.as<T>();
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat(Path(key), ": ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadDuration(const std::string& key, absl::Duration& out) {
+    std::string text;
+    SG_RETURN_IF_ERROR(Read(key, text));
+    if (text.empty()) return absl::OkStatus();
+    if (!absl::ParseDuration(text, &out) || out < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Path(key), ": '", text, "' is not a duration (e.g. 250ms, 10s, 1h)"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckNoUnknown() const {
+    if (!node_ || !node_.IsMap()) return absl::OkStatus();
+    for (const auto& entry : node_) {
+      const std::string key = entry.first.as<std::string>();
+      if (!seen_.contains(key)) {
+        return absl::InvalidArgumentError(absl::StrCat(Path(key), " is not a known field"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  std::string Path(const std::string& key) const { return absl::StrCat(path_, ".", key); }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+absl::Status ParseSlo(Fields& parent, const std::string& key, Slo& slo) {
+  Fields fields(parent.Get(key), parent.Path(key));
+  SG_RETURN_IF_ERROR(fields.CheckMap());
+  SG_RETURN_IF_ERROR(fields.ReadDuration("target", slo.target));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("max", slo.max));
+  return fields.CheckNoUnknown();
+}
+
+absl::StatusOr<NamespaceConfig> ParseNamespace(const YAML::Node& node, const std::string& path) {
+  NamespaceConfig ns;
+  Fields fields(node, path);
+  SG_RETURN_IF_ERROR(fields.CheckMap());
+  SG_RETURN_IF_ERROR(fields.Read("name", ns.name));
+  SG_RETURN_IF_ERROR(fields.Read("abstraction", ns.abstraction));
+
+  Fields storage(fields.Get("storage"), fields.Path("storage"));
+  SG_RETURN_IF_ERROR(storage.CheckMap());
+  SG_RETURN_IF_ERROR(storage.Read("engine", ns.engine));
+  std::string durability = "sync";
+  SG_RETURN_IF_ERROR(storage.Read("durability", durability));
+  if (durability == "sync") {
+    ns.durability = Durability::kSync;
+  } else if (durability == "async") {
+    ns.durability = Durability::kAsync;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(storage.Path("durability"), ": '", durability, "' is not sync or async"));
+  }
+  SG_RETURN_IF_ERROR(storage.CheckNoUnknown());
+
+  Fields slo(fields.Get("slo"), fields.Path("slo"));
+  SG_RETURN_IF_ERROR(slo.CheckMap());
+  SG_RETURN_IF_ERROR(ParseSlo(slo, "point_read", ns.point_read));
+  SG_RETURN_IF_ERROR(ParseSlo(slo, "range_read", ns.range_read));
+  SG_RETURN_IF_ERROR(ParseSlo(slo, "write", ns.write));
+  SG_RETURN_IF_ERROR(slo.CheckNoUnknown());
+
+  Fields limits(fields.Get("limits"), fields.Path("limits"));
+  SG_RETURN_IF_ERROR(limits.CheckMap());
+  SG_RETURN_IF_ERROR(limits.Read("max_key_bytes", ns.limits.max_key_bytes));
+  SG_RETURN_IF_ERROR(limits.Read("max_value_bytes", ns.limits.max_value_bytes));
+  SG_RETURN_IF_ERROR(limits.Read("max_items_per_call", ns.limits.max_items_per_call));
+  SG_RETURN_IF_ERROR(limits.Read("max_request_bytes", ns.limits.max_request_bytes));
+  SG_RETURN_IF_ERROR(limits.Read("max_page_bytes", ns.limits.max_page_bytes));
+  SG_RETURN_IF_ERROR(limits.CheckNoUnknown());
+
+  Fields client(fields.Get("client"), fields.Path("client"));
+  SG_RETURN_IF_ERROR(client.CheckMap());
+  SG_RETURN_IF_ERROR(
+      client.Read("compression_threshold_bytes", ns.client.compression_threshold_bytes));
+  SG_RETURN_IF_ERROR(client.Read("chunk_bytes", ns.client.chunk_bytes));
+  SG_RETURN_IF_ERROR(client.Read("page_size_bytes", ns.client.page_size_bytes));
+  SG_RETURN_IF_ERROR(client.Read("hedging", ns.client.hedging));
+  SG_RETURN_IF_ERROR(client.Read("near_cache", ns.client.near_cache));
+  SG_RETURN_IF_ERROR(client.CheckNoUnknown());
+
+  SG_RETURN_IF_ERROR(fields.CheckNoUnknown());
+  return ns;
+}
+
+absl::Status Positive(const std::string& field, int64_t value) {
+  if (value <= 0) return absl::InvalidArgumentError(absl::StrCat(field, " must be > 0"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSlo(const std::string& field, const Slo& slo) {
+  if (slo.target <= absl::ZeroDuration() || slo.max < slo.target) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": target must be > 0 and max >= target"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateNamespace(const NamespaceConfig& ns) {
+  static const std::regex kName("[A-Za-z0-9_-]{1,64}");
+  if (!std::regex_match(ns.name, kName)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("namespace name '", ns.name, "' must be 1 to 64 of A-Z a-z 0-9 _ -"));
+  }
+  const std::string at = "namespace " + ns.name + ": ";
+  if (ns.abstraction != "kv") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "abstraction '", ns.abstraction, "' is not served (this server has: kv)"));
+  }
+  if (ns.engine != "rocksdb") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "storage.engine '", ns.engine, "' is not available (have: rocksdb)"));
+  }
+  SG_RETURN_IF_ERROR(ValidateSlo(at + "slo.point_read", ns.point_read));
+  SG_RETURN_IF_ERROR(ValidateSlo(at + "slo.range_read", ns.range_read));
+  SG_RETURN_IF_ERROR(ValidateSlo(at + "slo.write", ns.write));
+  SG_RETURN_IF_ERROR(Positive(at + "limits.max_key_bytes", ns.limits.max_key_bytes));
+  SG_RETURN_IF_ERROR(Positive(at + "limits.max_value_bytes", ns.limits.max_value_bytes));
+  SG_RETURN_IF_ERROR(Positive(at + "limits.max_items_per_call", ns.limits.max_items_per_call));
+  SG_RETURN_IF_ERROR(Positive(at + "limits.max_request_bytes", ns.limits.max_request_bytes));
+  SG_RETURN_IF_ERROR(Positive(at + "limits.max_page_bytes", ns.limits.max_page_bytes));
+  SG_RETURN_IF_ERROR(Positive(at + "client.chunk_bytes", ns.client.chunk_bytes));
+  SG_RETURN_IF_ERROR(Positive(at + "client.page_size_bytes", ns.client.page_size_bytes));
+  if (ns.client.compression_threshold_bytes < 0) {
+    return absl::InvalidArgumentError(at + "client.compression_threshold_bytes must be >= 0");
+  }
+  // A chunk travels in one request, with room for the rest of the request.
+  constexpr int64_t kRequestOverhead = 64 * 1024;
+  if (ns.client.chunk_bytes + kRequestOverhead > ns.limits.max_request_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at, "client.chunk_bytes (", ns.client.chunk_bytes,
+        ") plus 64 KiB must fit in limits.max_request_bytes (", ns.limits.max_request_bytes, ")"));
+  }
+  if (ns.client.page_size_bytes > ns.limits.max_page_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "client.page_size_bytes must be <= limits.max_page_bytes"));
+  }
+  if (ns.client.near_cache != "off" && ns.client.near_cache != "lru" &&
+      ns.client.near_cache != "total") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "client.near_cache must be off, lru or total"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ServerConfig DefaultConfig() {
+  ServerConfig config;
+  NamespaceConfig ns;
+  ns.name = "default";
+  config.namespaces.push_back(ns);
+  return config;
+}
+
+absl::Status ValidateConfig(const ServerConfig& config) {
+  if (config.tombstone_grace < config.max_clock_skew) {
+    return absl::InvalidArgumentError(
+        "tombstone_grace must be >= max_clock_skew, or a late retry could resurrect deleted data");
+  }
+  if (config.max_clock_skew <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_clock_skew must be > 0");
+  }
+  if (config.worker_threads < 1 || config.worker_threads > 1024) {
+    return absl::InvalidArgumentError("worker_threads must be in [1, 1024]");
+  }
+  std::set<std::string> names;
+  for (const NamespaceConfig& ns : config.namespaces) {
+    SG_RETURN_IF_ERROR(ValidateNamespace(ns));
+    if (!names.insert(ns.name).second) {
+      return absl::InvalidArgumentError(absl::StrCat("namespace ", ns.name, " is declared twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config is not valid YAML: ", e.what()));
+  }
+  ServerConfig config;
+  Fields fields(root, "config");
+  SG_RETURN_IF_ERROR(fields.CheckMap());
+  SG_RETURN_IF_ERROR(fields.Read("listen", config.listen));
+  SG_RETURN_IF_ERROR(fields.Read("data_dir", config.data_dir));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("max_clock_skew", config.max_clock_skew));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("tombstone_grace", config.tombstone_grace));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("chunk_gc_interval", config.chunk_gc_interval));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("drain_timeout", config.drain_timeout));
+  SG_RETURN_IF_ERROR(fields.Read("worker_threads", config.worker_threads));
+  SG_RETURN_IF_ERROR(fields.Read("page_token_secret", config.page_token_secret));
+  YAML::Node namespaces = fields.Get("namespaces");
+  if (namespaces) {
+    if (!namespaces.IsSequence()) {
+      return absl::InvalidArgumentError("config.namespaces must be a list");
+    }
+    for (size_t i = 0; i < namespaces.size(); ++i) {
+      SG_ASSIGN_OR_RETURN(
+          NamespaceConfig ns,
+          ParseNamespace(namespaces[i], absl::StrCat("config.namespaces[", i, "]")));
+      config.namespaces.push_back(std::move(ns));
+    }
+  }
+  SG_RETURN_IF_ERROR(fields.CheckNoUnknown());
+  SG_RETURN_IF_ERROR(ValidateConfig(config));
+  return config;
+}
+
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str());
+}
+
+}  // namespace stategate::server

@@ -1,0 +1,45 @@
+// The server's configuration: where it listens and stores data, the namespaces it serves,
+// and the contract-wide settings (clock skew, tombstone grace). Read from YAML (every field
+// is documented in config/stategate.example.yaml) or made from command-line defaults.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "src/common/namespace_config.h"
+
+namespace stategate::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:7700";
+  std::string data_dir = "./stategate-data";
+  // Mutations whose token is further than this from the server's clock are rejected.
+  absl::Duration max_clock_skew = absl::Seconds(60);
+  // How long tombstones outlive their version; at least max_clock_skew.
+  absl::Duration tombstone_grace = absl::Hours(1);
+  // How often abandoned chunks are collected.
+  absl::Duration chunk_gc_interval = absl::Seconds(30);
+  // How long SIGTERM waits for in-flight calls before cancelling them.
+  absl::Duration drain_timeout = absl::Seconds(10);
+  // Threads that run calls (engine work may block on disk).
+  int worker_threads = 16;
+  // Secret for page tokens; give every gateway of a fleet the same one. Empty = random.
+  std::string page_token_secret;
+  std::vector<NamespaceConfig> namespaces;
+};
+
+// The configuration used without a config file: one namespace "default" on RocksDB with
+// sync durability.
+ServerConfig DefaultConfig();
+
+// Parses and validates a YAML document; unknown fields are errors.
+[[nodiscard]] absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml);
+[[nodiscard]] absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
+
+// Checks what ParseConfig checks; for configs built in code.
+[[nodiscard]] absl::Status ValidateConfig(const ServerConfig& config);
+
+}  // namespace stategate::server

@@ -1,0 +1,99 @@
+#include "src/server/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace stategate::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, DefaultConfigServesOneSyncNamespace) {
+  ServerConfig config = DefaultConfig();
+  ASSERT_EQ(config.namespaces.size(), 1u);
+  EXPECT_EQ(config.namespaces[0].name, "default");
+  EXPECT_EQ(config.namespaces[0].durability, Durability::kSync);
+  EXPECT_TRUE(ValidateConfig(config).ok());
+}
+
+TEST(ConfigTest, ParsesEveryField) {
+  auto config = ParseConfig(R"(
+listen: 127.0.0.1:9000
+data_dir: /tmp/x
+max_clock_skew: 30s
+tombstone_grace: 2h
+chunk_gc_interval: 5s
+drain_timeout: 3s
+worker_threads: 4
+page_token_secret: s3cret
+namespaces:
+  - name: users
+    abstraction: kv
+    storage: {engine: rocksdb, durability: async}
+    slo:
+      point_read: {target: 2ms, max: 20ms}
+      range_read: {target: 5ms, max: 50ms}
+      write: {target: 3ms, max: 30ms}
+    limits: {max_key_bytes: 100, max_value_bytes: 1000000, max_items_per_call: 10,
+             max_request_bytes: 2000000, max_page_bytes: 1000000}
+    client: {compression_threshold_bytes: 512, chunk_bytes: 65536, page_size_bytes: 100000,
+             hedging: false, near_cache: lru}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "127.0.0.1:9000");
+  EXPECT_EQ(config->max_clock_skew, absl::Seconds(30));
+  EXPECT_EQ(config->worker_threads, 4);
+  ASSERT_EQ(config->namespaces.size(), 1u);
+  const NamespaceConfig& ns = config->namespaces[0];
+  EXPECT_EQ(ns.durability, Durability::kAsync);
+  EXPECT_EQ(ns.point_read.target, absl::Milliseconds(2));
+  EXPECT_EQ(ns.write.max, absl::Milliseconds(30));
+  EXPECT_EQ(ns.limits.max_items_per_call, 10);
+  EXPECT_EQ(ns.client.chunk_bytes, 65536);
+  EXPECT_FALSE(ns.client.hedging);
+  EXPECT_EQ(ns.client.near_cache, "lru");
+}
+
+TEST(ConfigTest, ExampleConfigInTheRepositoryIsValid) {
+  std::ifstream in(std::string(STATEGATE_SOURCE_DIR) + "/config/stategate.example.yaml");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = ParseConfig(text.str());
+  EXPECT_TRUE(config.ok()) << config.status();
+}
+
+TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
+  struct Case {
+    const char* yaml;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"listn: x", "config.listn is not a known field"},
+      {"namespaces: [{name: a, limits: {max_keys: 3}}]", "limits.max_keys is not a known field"},
+      {"namespaces: [{name: 'a b'}]", "namespace name 'a b'"},
+      {"namespaces: [{name: a}, {name: a}]", "declared twice"},
+      {"namespaces: [{name: a, storage: {durability: maybe}}]", "not sync or async"},
+      {"namespaces: [{name: a, storage: {engine: cassandra}}]", "storage.engine 'cassandra'"},
+      {"namespaces: [{name: a, slo: {write: {target: fast}}}]", "not a duration"},
+      {"namespaces: [{name: a, slo: {write: {target: 10ms, max: 1ms}}}]", "max >= target"},
+      {"namespaces: [{name: a, limits: {max_key_bytes: 0}}]", "max_key_bytes must be > 0"},
+      {"namespaces: [{name: a, client: {chunk_bytes: 8388608}}]",
+       "must fit in limits.max_request_bytes"},
+      {"max_clock_skew: 2h", "tombstone_grace must be >= max_clock_skew"},
+      {"namespaces: {name: a}", "must be a list"},
+      {"[unclosed", "not valid YAML"},
+  };
+  for (const Case& c : cases) {
+    auto config = ParseConfig(c.yaml);
+    ASSERT_FALSE(config.ok()) << c.yaml;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_THAT(config.status().message(), HasSubstr(c.message)) << c.yaml;
+  }
+}
+
+}  // namespace
+}  // namespace stategate::server

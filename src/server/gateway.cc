@@ -1,0 +1,279 @@
+#include "src/server/gateway.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "src/common/grpc_status.h"
+#include "src/common/status_macros.h"
+#include "src/common/worker_pool.h"
+#include "src/kv/kv_store.h"
+#include "src/server/namespaces.h"
+#include "src/storage/rocksdb/rocksdb_engine.h"
+#include "stategate/v1/control.grpc.pb.h"
+#include "stategate/v1/kv.grpc.pb.h"
+
+namespace stategate::server {
+namespace {
+
+constexpr char kConfigVersionKey[] = "stategate-config-version";
+// Requests above every namespace's own limit are refused by gRPC itself; our per-namespace
+// check (which names the limit) sees everything up to this.
+constexpr int kMaxReceiveBytes = 80 << 20;
+
+// Runs each KeyValue call on the worker pool against the namespace set current at arrival.
+class KvService final : public v1::KeyValue::CallbackService {
+ public:
+  KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, Clock* clock)
+      : store_(store), namespaces_(namespaces), pool_(pool), clock_(clock) {}
+
+  grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx,
+                                     const v1::PutItemsRequest* req,
+                                     v1::PutItemsResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::PutItems);
+  }
+  grpc::ServerUnaryReactor* GetItems(grpc::CallbackServerContext* ctx,
+                                     const v1::GetItemsRequest* req,
+                                     v1::GetItemsResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::GetItems);
+  }
+  grpc::ServerUnaryReactor* DeleteItems(grpc::CallbackServerContext* ctx,
+                                        const v1::DeleteItemsRequest* req,
+                                        v1::DeleteItemsResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::DeleteItems);
+  }
+  grpc::ServerUnaryReactor* MutateItems(grpc::CallbackServerContext* ctx,
+                                        const v1::MutateItemsRequest* req,
+                                        v1::MutateItemsResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::MutateItems);
+  }
+  grpc::ServerUnaryReactor* ScanItems(grpc::CallbackServerContext* ctx,
+                                      const v1::ScanItemsRequest* req,
+                                      v1::ScanItemsResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::ScanItems);
+  }
+  grpc::ServerUnaryReactor* PutChunk(grpc::CallbackServerContext* ctx,
+                                     const v1::PutChunkRequest* req,
+                                     v1::PutChunkResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::PutChunk);
+  }
+  grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx,
+                                     const v1::GetChunkRequest* req,
+                                     v1::GetChunkResponse* resp) override {
+    return Serve(ctx, req, resp, &kv::KvStore::GetChunk);
+  }
+
+ private:
+  template <typename Request, typename Response>
+  using Method = absl::StatusOr<Response> (kv::KvStore::*)(const NamespaceConfig&, const Request&);
+
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Request* request,
+                                  Response* response, Method<Request, Response> method) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    pool_->Submit([=, this] {
+      std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
+      ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
+      absl::Status status = Run(*set, ctx, *request, *response, method);
+      reactor->Finish(ToGrpcStatus(status));
+    });
+    return reactor;
+  }
+
+  template <typename Request, typename Response>
+  absl::Status Run(const NamespaceSet& set, grpc::CallbackServerContext* ctx,
+                   const Request& request, Response& response, Method<Request, Response> method) {
+    // Work whose caller has given up is dropped, not done.
+    if (ctx->IsCancelled() || ctx->deadline() < std::chrono::system_clock::now()) {
+      return absl::DeadlineExceededError("the call's deadline passed before it was run");
+    }
+    const NamespaceConfig* ns = set.Find(request.namespace_());
+    if (ns == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("namespace '", request.namespace_(), "' is not served here"));
+    }
+    absl::StatusOr<Response> result = (store_->*method)(*ns, request);
+    if (!result.ok()) return result.status();
+    response = *std::move(result);
+    return absl::OkStatus();
+  }
+
+  kv::KvStore* const store_;
+  Namespaces* const namespaces_;
+  WorkerPool* const pool_;
+  [[maybe_unused]] Clock* const clock_;
+};
+
+// Handshake is answered on the gRPC thread: it only copies an immutable snapshot.
+class ControlService final : public v1::Control::CallbackService {
+ public:
+  ControlService(Namespaces* namespaces, Clock* clock) : namespaces_(namespaces), clock_(clock) {}
+
+  grpc::ServerUnaryReactor* Handshake(grpc::CallbackServerContext* ctx,
+                                      const v1::HandshakeRequest* request,
+                                      v1::HandshakeResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
+    ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
+    if (request->namespaces().empty()) {
+      *response = set->handshake;
+    } else {
+      response->set_config_version(set->version);
+      response->set_max_clock_skew_us(set->handshake.max_clock_skew_us());
+      for (const std::string& name : request->namespaces()) {
+        auto it =
+            std::find_if(set->handshake.namespaces().begin(), set->handshake.namespaces().end(),
+                         [&](const v1::NamespaceInfo& info) { return info.name() == name; });
+        if (it == set->handshake.namespaces().end()) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                       absl::StrCat("namespace '", name, "' is not served here")));
+          return reactor;
+        }
+        *response->add_namespaces() = *it;
+      }
+    }
+    response->set_server_time_us(clock_->NowMicros());
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  Namespaces* const namespaces_;
+  Clock* const clock_;
+};
+
+class GatewayImpl final : public Gateway {
+ public:
+  explicit GatewayImpl(GatewayOptions options) : options_(std::move(options)) {}
+
+  ~GatewayImpl() override {
+    Drain();
+    Wait();
+  }
+
+  absl::Status Start() {
+    const ServerConfig& config = options_.config;
+    SG_RETURN_IF_ERROR(ValidateConfig(config));
+    storage::RocksDbOptions engine_options;
+    engine_options.path = config.data_dir;
+    engine_options.clock = options_.clock;
+    engine_options.tombstone_grace = config.tombstone_grace;
+    SG_ASSIGN_OR_RETURN(engine_, storage::OpenRocksDbEngine(engine_options));
+
+    kv::KvStoreOptions kv_options;
+    kv_options.max_clock_skew = config.max_clock_skew;
+    kv_options.page_token_secret = config.page_token_secret;
+    store_ = std::make_unique<kv::KvStore>(engine_.get(), options_.clock, kv_options);
+    for (const NamespaceConfig& ns : config.namespaces) {
+      SG_RETURN_IF_ERROR(store_->Prepare(ns));
+    }
+    namespaces_ =
+        std::make_unique<Namespaces>(MakeNamespaceSet(config.namespaces, config.max_clock_skew));
+
+    pool_ = std::make_unique<WorkerPool>(config.worker_threads);
+    kv_service_ =
+        std::make_unique<KvService>(store_.get(), namespaces_.get(), pool_.get(), options_.clock);
+    control_service_ = std::make_unique<ControlService>(namespaces_.get(), options_.clock);
+
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+    builder.SetMaxSendMessageSize(-1);
+    builder.RegisterService(kv_service_.get());
+    builder.RegisterService(control_service_.get());
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+    }
+    server_->GetHealthCheckService()->SetServingStatus(true);
+    gc_thread_ = std::thread([this] { CollectChunksUntilStopped(); });
+    spdlog::info("stategate serving {} namespaces on port {} (data in {}, config version {})",
+                 config.namespaces.size(), port_, config.data_dir, namespaces_->Current()->version);
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+
+  absl::Status Reload() override {
+    if (options_.config_path.empty()) {
+      return absl::FailedPreconditionError("started without --config: nothing to reload");
+    }
+    SG_ASSIGN_OR_RETURN(ServerConfig next, LoadConfigFile(options_.config_path));
+    if (next.data_dir != options_.config.data_dir || next.listen != options_.config.listen) {
+      spdlog::warn("reload: listen and data_dir changes take effect only on restart");
+    }
+    for (const NamespaceConfig& ns : next.namespaces) {
+      SG_RETURN_IF_ERROR(store_->Prepare(ns));
+    }
+    namespaces_->Replace(MakeNamespaceSet(next.namespaces, options_.config.max_clock_skew));
+    spdlog::info("reloaded {} namespaces, config version {}", next.namespaces.size(),
+                 namespaces_->Current()->version);
+    return absl::OkStatus();
+  }
+
+  void Drain() override {
+    if (draining_.exchange(true)) return;
+    spdlog::info("draining: health NOT_SERVING, waiting up to {} for in-flight calls",
+                 absl::FormatDuration(options_.config.drain_timeout));
+    if (server_ != nullptr) {
+      server_->GetHealthCheckService()->SetServingStatus(false);
+      server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.config.drain_timeout));
+    }
+    stop_gc_.Notify();
+    if (gc_thread_.joinable()) gc_thread_.join();
+    pool_.reset();  // runs what was queued, then joins
+    server_.reset();
+    store_.reset();
+    engine_.reset();  // closes the database last
+    drained_.Notify();
+    spdlog::info("drained");
+  }
+
+  void Wait() override { drained_.WaitForNotification(); }
+
+ private:
+  void CollectChunksUntilStopped() {
+    while (!stop_gc_.WaitForNotificationWithTimeout(options_.config.chunk_gc_interval)) {
+      std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
+      for (const auto& [name, ns] : set->by_name) {
+        absl::StatusOr<int64_t> removed = store_->CollectChunks(ns);
+        if (!removed.ok()) {
+          spdlog::warn("chunk collection in {}: {}", name, removed.status().ToString());
+        } else if (*removed > 0) {
+          spdlog::info("collected {} abandoned chunk sets in {}", *removed, name);
+        }
+      }
+    }
+  }
+
+  GatewayOptions options_;
+  std::unique_ptr<storage::StorageEngine> engine_;
+  std::unique_ptr<kv::KvStore> store_;
+  std::unique_ptr<Namespaces> namespaces_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<KvService> kv_service_;
+  std::unique_ptr<ControlService> control_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::thread gc_thread_;
+  absl::Notification stop_gc_;
+  absl::Notification drained_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) {
+  auto gateway = std::make_unique<GatewayImpl>(std::move(options));
+  SG_RETURN_IF_ERROR(gateway->Start());
+  return gateway;
+}
+
+}  // namespace stategate::server
