@@ -454,6 +454,16 @@ TEST_F(KvStoreChunkTest, ChunkLimits) {
   chunk.set_index(1 << 30);
   status = store_->PutChunk(ns_, chunk).status();
   EXPECT_THAT(status.message(), HasSubstr("index"));
+
+  ns_.limits.max_value_bytes = 4096;
+  const std::string too_big(4097, 'x');
+  const v1::IdempotencyToken token = Token();
+  status = Commit("r", "k", too_big, token, Upload("r", "k", too_big.substr(0, 4096), token));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_value_bytes"));
+  chunk.set_index(4);  // a fifth chunk of 1024 bytes cannot belong to a 4096-byte value
+  status = store_->PutChunk(ns_, chunk).status();
+  EXPECT_THAT(status.message(), HasSubstr("index"));
 }
 
 }  // namespace

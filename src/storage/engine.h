@@ -137,6 +137,11 @@ class StorageEngine {
                                                          const KeySpan& span,
                                                          const ReadLimits& limits) = 0;
 
+  // Removes now what no reader can see and no late write can need any more: expired items
+  // and tombstones past the grace period. Engines also do this in the background; this is
+  // for operators and tests. NOT_FOUND if the table does not exist.
+  [[nodiscard]] virtual absl::Status Purge(const std::string& table) = 0;
+
   // Reads live items of every record of the table, in engine order, starting after
   // `after` (unset = from the start). Records with no live items are skipped.
   [[nodiscard]] virtual absl::StatusOr<TableSlice> Scan(const std::string& table,

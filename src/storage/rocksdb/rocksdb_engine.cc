@@ -271,6 +271,16 @@ class RocksDbEngine : public StorageEngine {
     return ToAbsl(db_->Write(write_options, &batch), "write");
   }
 
+  absl::Status Purge(const std::string& table) override {
+    std::shared_lock tables_lock(tables_mu_);
+    rocksdb::ColumnFamilyHandle* cf = FindTable(table);
+    if (cf == nullptr) return absl::NotFoundError(absl::StrCat("no table ", table));
+    rocksdb::CompactRangeOptions options;
+    // The purge filter must see every file, the bottommost level included.
+    options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    return ToAbsl(db_->CompactRange(options, cf, nullptr, nullptr), "purge");
+  }
+
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
     std::shared_lock tables_lock(tables_mu_);

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "src/common/clock.h"
 #include "src/storage/conformance_test_suite.h"
+#include "src/storage/engine_wrapper.h"
 #include "test/lib/temp_dir.h"
 
 namespace stategate::storage {
@@ -19,30 +20,15 @@ using ::testing::IsEmpty;
 using Item = std::pair<std::string, std::string>;
 
 // An engine that owns the directory it lives in and removes it after closing.
-class DirOwningEngine : public StorageEngine {
+// An engine that owns the directory it lives in and removes it after closing.
+class DirOwningEngine : public StorageEngineWrapper {
  public:
   DirOwningEngine(std::unique_ptr<TempDir> dir, std::unique_ptr<StorageEngine> engine)
-      : dir_(std::move(dir)), engine_(std::move(engine)) {}
-
-  absl::Status CreateTable(const std::string& table) override {
-    return engine_->CreateTable(table);
-  }
-  absl::Status DropTable(const std::string& table) override { return engine_->DropTable(table); }
-  bool HasTable(const std::string& table) const override { return engine_->HasTable(table); }
-  absl::Status Write(const RecordWrite& write) override { return engine_->Write(write); }
-  absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
-                                   const KeySpan& span, const ReadLimits& limits) override {
-    return engine_->Read(table, record_id, span, limits);
-  }
-  absl::StatusOr<TableSlice> Scan(const std::string& table,
-                                  const std::optional<ScanPosition>& after,
-                                  const ReadLimits& limits) override {
-    return engine_->Scan(table, after, limits);
-  }
+      : StorageEngineWrapper(std::move(engine)), dir_(std::move(dir)) {}
+  ~DirOwningEngine() override { ResetTarget(); }  // close the database, then remove its files
 
  private:
-  std::unique_ptr<TempDir> dir_;           // destroyed last
-  std::unique_ptr<StorageEngine> engine_;  // closed first
+  std::unique_ptr<TempDir> dir_;
 };
 
 std::unique_ptr<StorageEngine> MakeRocksDb(Clock* clock, absl::Duration tombstone_grace) {

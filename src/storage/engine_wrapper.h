@@ -1,0 +1,43 @@
+// StorageEngineWrapper: forwards every call to another engine. Derive from it to change
+// one behaviour (inject faults, own resources, count calls) without restating the rest.
+// Thread-safe if the wrapped engine is.
+#pragma once
+
+#include <memory>
+
+#include "src/storage/engine.h"
+
+namespace stategate::storage {
+
+class StorageEngineWrapper : public StorageEngine {
+ public:
+  explicit StorageEngineWrapper(std::unique_ptr<StorageEngine> target)
+      : target_(std::move(target)) {}
+
+  absl::Status CreateTable(const std::string& table) override {
+    return target_->CreateTable(table);
+  }
+  absl::Status DropTable(const std::string& table) override { return target_->DropTable(table); }
+  bool HasTable(const std::string& table) const override { return target_->HasTable(table); }
+  absl::Status Write(const RecordWrite& write) override { return target_->Write(write); }
+  absl::Status Purge(const std::string& table) override { return target_->Purge(table); }
+  absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
+                                   const KeySpan& span, const ReadLimits& limits) override {
+    return target_->Read(table, record_id, span, limits);
+  }
+  absl::StatusOr<TableSlice> Scan(const std::string& table,
+                                  const std::optional<ScanPosition>& after,
+                                  const ReadLimits& limits) override {
+    return target_->Scan(table, after, limits);
+  }
+
+ protected:
+  StorageEngine& target() { return *target_; }
+  // Closes the wrapped engine before the wrapper's own members are destroyed.
+  void ResetTarget() { target_.reset(); }
+
+ private:
+  std::unique_ptr<StorageEngine> target_;
+};
+
+}  // namespace stategate::storage
