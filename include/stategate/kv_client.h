@@ -1,0 +1,106 @@
+// KvClient: the client of a stategate gateway's Key-Value abstraction
+// (namespace -> id -> sorted map of item key -> value; DESIGN.md, "Key-Value").
+//
+// Every call is blocking and returns absl::Status / absl::StatusOr with the gRPC status
+// code of the failure unchanged (absl's codes are gRPC's), plus DATA_LOSS when a value read
+// back does not match its checksum. Every mutation carries one idempotency token, made once
+// per logical call, so that applying it again (a retry) is harmless. Values are checksummed
+// (xxh64) end to end; values larger than the namespace's chunk size travel in chunks and
+// reads follow every page, so no single RPC grows with the data.
+//
+// A KvClient is thread-safe: one instance (one channel) is meant to be shared by all the
+// threads of a process.
+//
+// Reliability features (retries with backoff, hedging, concurrency limits) and an
+// asynchronous API come later; they will be switched on through KvClientOptions and added as
+// new methods, without changing the calls below.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "stategate/types.h"
+
+namespace stategate {
+
+struct KvClientOptions {
+  // The gateway's address, as gRPC takes it ("host:port", "unix:/path", "dns:///name:port").
+  // Default: "127.0.0.1:7700".
+  std::string address = "127.0.0.1:7700";
+
+  // Deadline of each RPC. A logical call made of several RPCs (pages, chunks) gives each its
+  // own deadline. Default: 5 seconds.
+  absl::Duration timeout = absl::Seconds(5);
+
+  // Bytes per page asked of reads; 0 lets the namespace decide. Default: 0.
+  int64_t page_size_bytes = 0;
+
+  // Largest message the client accepts from the server. Default: 64 MiB.
+  int max_receive_message_bytes = 64 << 20;
+};
+
+class KvClient {
+ public:
+  // Creates a client for options.address. Connecting is lazy: an unreachable server shows
+  // as UNAVAILABLE on the first call, not here. INVALID_ARGUMENT for unusable options.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KvClient>> Connect(
+      const KvClientOptions& options);
+
+  virtual ~KvClient() = default;
+
+  // Asks the server for the settings of the given namespaces (empty: all of them) and
+  // caches them for later calls.
+  [[nodiscard]] virtual absl::StatusOr<HandshakeInfo> Handshake(
+      const std::vector<std::string>& namespaces = {}) = 0;
+
+  // Writes one item of record `id`; ttl zero means forever.
+  [[nodiscard]] virtual absl::Status Put(std::string_view ns, std::string_view id,
+                                         std::string_view key, std::string_view value,
+                                         absl::Duration ttl = absl::ZeroDuration()) = 0;
+
+  // Writes items of one record, atomically: readers see all of them or none.
+  [[nodiscard]] virtual absl::Status PutItems(std::string_view ns, std::string_view id,
+                                              const std::vector<Item>& items) = 0;
+
+  // The value of one item; NOT_FOUND when the item does not exist (or the namespace is
+  // unknown), DATA_LOSS when the value read does not match its checksum.
+  [[nodiscard]] virtual absl::StatusOr<std::string> Get(std::string_view ns, std::string_view id,
+                                                        std::string_view key) = 0;
+
+  // The items of record `id` that `predicate` matches, in key order, over every page. An
+  // absent record has no items (OK, empty).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<StoredItem>> GetItems(
+      std::string_view ns, std::string_view id, const Predicate& predicate) = 0;
+
+  // Deletes the whole record `id`. Deleting what does not exist is OK.
+  [[nodiscard]] virtual absl::Status Delete(std::string_view ns, std::string_view id) = 0;
+
+  // Deletes one item of record `id`. Deleting what does not exist is OK.
+  [[nodiscard]] virtual absl::Status Delete(std::string_view ns, std::string_view id,
+                                            std::string_view key) = 0;
+
+  // Deletes the items of record `id` that `predicate` matches, atomically.
+  [[nodiscard]] virtual absl::Status DeleteItems(std::string_view ns, std::string_view id,
+                                                 const Predicate& predicate) = 0;
+
+  // Applies puts and deletes to record `id` in order, atomically.
+  [[nodiscard]] virtual absl::Status Mutate(std::string_view ns, std::string_view id,
+                                            const std::vector<Mutation>& mutations) = 0;
+
+  // Calls `visitor` once per record of the namespace, in the server's order, following every
+  // page. A visitor that returns non-OK stops the scan, and Scan returns its status.
+  using RecordVisitor = std::function<absl::Status(const Record&)>;
+  [[nodiscard]] virtual absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) = 0;
+
+  // Every record of the namespace, in memory. For small namespaces and tests.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<Record>> ScanAll(std::string_view ns) = 0;
+};
+
+}  // namespace stategate

@@ -1,0 +1,185 @@
+#include "src/bench/qps_bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "src/bench/closed_loop.h"
+#include "src/common/status_macros.h"
+
+namespace stategate::bench {
+namespace {
+
+constexpr char kItemKey[] = "v";
+
+std::string RecordId(int64_t index) { return absl::StrFormat("bench-%08d", index); }
+
+absl::Status Validate(const QpsBenchOptions& options) {
+  if (options.concurrency.empty()) return absl::InvalidArgumentError("no concurrency given");
+  for (int c : options.concurrency) {
+    if (c <= 0 || c > 10'000) {
+      return absl::InvalidArgumentError(absl::StrCat("concurrency must be in [1, 10000], got ", c));
+    }
+  }
+  if (options.duration <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("duration must be positive");
+  }
+  if (options.warmup < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("warmup must not be negative");
+  }
+  if (options.value_bytes < 0) return absl::InvalidArgumentError("value bytes must be >= 0");
+  if (options.records <= 0) return absl::InvalidArgumentError("records must be positive");
+  for (const std::string& op : options.ops) {
+    if (op != "put" && op != "get" && op != "handshake") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown op '", op, "'; expected put, get or handshake"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+OpResult ToOpResult(std::string op, int concurrency, const LoopResult& loop) {
+  OpResult r;
+  r.op = std::move(op);
+  r.concurrency = concurrency;
+  r.ok = loop.ok;
+  r.errors = loop.errors;
+  r.first_error = loop.first_error;
+  r.elapsed = loop.elapsed;
+  r.qps = static_cast<double>(loop.ok) / absl::ToDoubleSeconds(loop.elapsed);
+  r.p50_us = loop.latency_us.Percentile(0.50);
+  r.p99_us = loop.latency_us.Percentile(0.99);
+  r.p999_us = loop.latency_us.Percentile(0.999);
+  r.max_us = loop.latency_us.Max();
+  r.mean_us = loop.latency_us.Mean();
+  return r;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+absl::StatusOr<QpsReport> RunQpsBenchmark(const QpsBenchOptions& options, KvClient& client) {
+  SG_RETURN_IF_ERROR(Validate(options));
+  // Fails early (and warms the client's namespace settings) if the namespace is not served.
+  SG_ASSIGN_OR_RETURN(const HandshakeInfo info, client.Handshake({options.ns}));
+  if (std::none_of(info.namespaces.begin(), info.namespaces.end(),
+                   [&](const NamespaceSettings& ns) { return ns.name == options.ns; })) {
+    return absl::NotFoundError(absl::StrCat("namespace '", options.ns, "' is not served"));
+  }
+
+  std::string value(options.value_bytes, '\0');
+  absl::BitGen gen;
+  for (char& c : value) c = static_cast<char>(absl::Uniform<uint8_t>(gen));
+
+  QpsReport report;
+  report.options = options;
+  std::atomic<int64_t> puts_started{0};
+  for (const int concurrency : options.concurrency) {
+    std::map<std::string, double> qps_by_op;
+    const size_t first = report.results.size();
+    for (const std::string& op : options.ops) {
+      LoopResult loop;
+      if (op == "put") {
+        loop = RunClosedLoop(concurrency, options.warmup, options.duration, [&](int) {
+          const int64_t index = puts_started.fetch_add(1) % options.records;
+          return client.Put(options.ns, RecordId(index), kItemKey, value);
+        });
+      } else if (op == "get") {
+        // Records [0, written) have been put (by this run's put phases) unless a put failed,
+        // which shows up as a put error, and then as a get error.
+        const int64_t written = std::min<int64_t>(puts_started.load(), options.records);
+        if (written == 0) {
+          return absl::FailedPreconditionError("get needs a put phase before it to write records");
+        }
+        loop = RunClosedLoop(concurrency, options.warmup, options.duration, [&](int) {
+          thread_local absl::InsecureBitGen thread_gen;
+          const int64_t index = absl::Uniform<int64_t>(thread_gen, 0, written);
+          return client.Get(options.ns, RecordId(index), kItemKey).status();
+        });
+      } else {
+        loop = RunClosedLoop(concurrency, options.warmup, options.duration,
+                             [&](int) { return client.Handshake({options.ns}).status(); });
+      }
+      report.results.push_back(ToOpResult(op, concurrency, loop));
+      qps_by_op[op] = report.results.back().qps;
+    }
+    if (auto it = qps_by_op.find("handshake"); it != qps_by_op.end() && it->second > 0) {
+      for (size_t i = first; i < report.results.size(); ++i) {
+        report.results[i].vs_handshake = report.results[i].qps / it->second;
+      }
+    }
+  }
+  return report;
+}
+
+std::string FormatTable(const QpsReport& report) {
+  std::string out = absl::StrFormat("%-10s %11s %12s %9s %9s %8s %12s\n", "op", "concurrency",
+                                    "QPS", "p50_us", "p99_us", "errors", "vs_handshake");
+  std::vector<std::string> errors;
+  for (const OpResult& r : report.results) {
+    absl::StrAppendFormat(&out, "%-10s %11d %12.1f %9d %9d %8d %12s\n", r.op, r.concurrency, r.qps,
+                          r.p50_us, r.p99_us, r.errors,
+                          r.vs_handshake > 0 ? absl::StrFormat("%.3f", r.vs_handshake) : "-");
+    if (!r.first_error.empty()) {
+      errors.push_back(absl::StrCat(r.op, " x", r.concurrency, ": ", r.first_error));
+    }
+  }
+  if (!errors.empty())
+    absl::StrAppend(&out, "first errors:\n  ", absl::StrJoin(errors, "\n  "), "\n");
+  return out;
+}
+
+std::string ToJson(const QpsReport& report) {
+  const QpsBenchOptions& o = report.options;
+  std::string out = "{\n";
+  absl::StrAppendFormat(&out, "  \"address\": %s,\n  \"namespace\": %s,\n", JsonString(o.address),
+                        JsonString(o.ns));
+  absl::StrAppendFormat(&out,
+                        "  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n  \"value_bytes\": %d,\n"
+                        "  \"records\": %d,\n  \"results\": [",
+                        absl::ToDoubleSeconds(o.duration), absl::ToDoubleSeconds(o.warmup),
+                        o.value_bytes, o.records);
+  for (size_t i = 0; i < report.results.size(); ++i) {
+    const OpResult& r = report.results[i];
+    absl::StrAppendFormat(
+        &out,
+        "%s\n    {\"op\": %s, \"concurrency\": %d, \"ok\": %d, \"errors\": %d, "
+        "\"elapsed_s\": %.3f, \"qps\": %.1f, \"p50_us\": %d, \"p99_us\": %d, \"p999_us\": %d, "
+        "\"max_us\": %d, \"mean_us\": %.1f, \"vs_handshake\": %.4f, \"first_error\": %s}",
+        i == 0 ? "" : ",", JsonString(r.op), r.concurrency, r.ok, r.errors,
+        absl::ToDoubleSeconds(r.elapsed), r.qps, r.p50_us, r.p99_us, r.p999_us, r.max_us, r.mean_us,
+        r.vs_handshake, JsonString(r.first_error));
+  }
+  out += "\n  ]\n}\n";
+  return out;
+}
+
+}  // namespace stategate::bench

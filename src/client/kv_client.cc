@@ -1,0 +1,432 @@
+// The gRPC implementation of KvClient.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/grpcpp.h"
+#include "src/client/chunking.h"
+#include "src/client/convert.h"
+#include "src/client/kv_client_internal.h"
+#include "src/client/token.h"
+#include "src/common/checksum.h"
+#include "src/common/grpc_status.h"
+#include "src/common/status_macros.h"
+#include "stategate/kv_client.h"
+#include "stategate/v1/control.grpc.pb.h"
+#include "stategate/v1/kv.grpc.pb.h"
+
+namespace stategate::client {
+namespace {
+
+// absl::string_view is not std::string_view in this Abseil build.
+absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// Trailing metadata key carrying the server's config version (control.proto).
+constexpr char kConfigVersionKey[] = "stategate-config-version";
+
+std::string Describe(std::string_view ns, std::string_view id, std::string_view key) {
+  return absl::StrCat("namespace '", AsAbsl(ns), "' id '", absl::CHexEscape(AsAbsl(id)), "' key '",
+                      absl::CHexEscape(AsAbsl(key)), "'");
+}
+
+class GrpcKvClient final : public KvClient {
+ public:
+  GrpcKvClient(const KvClientOptions& options, std::shared_ptr<grpc::Channel> channel,
+               const Clock* clock)
+      : options_(options),
+        channel_(std::move(channel)),
+        kv_(v1::KeyValue::NewStub(channel_)),
+        control_(v1::Control::NewStub(channel_)),
+        tokens_(clock) {}
+
+  absl::StatusOr<HandshakeInfo> Handshake(const std::vector<std::string>& namespaces) override {
+    v1::HandshakeRequest request;
+    for (const std::string& ns : namespaces) request.add_namespaces(ns);
+    v1::HandshakeResponse response;
+    SG_RETURN_IF_ERROR(Call(
+        [&](grpc::ClientContext* ctx) { return control_->Handshake(ctx, request, &response); }));
+    HandshakeInfo info = FromProto(response);
+    absl::MutexLock lock(&mu_);
+    if (config_version_ != info.config_version) settings_.clear();
+    config_version_ = info.config_version;
+    for (const NamespaceSettings& ns : info.namespaces) settings_[ns.name] = ns;
+    return info;
+  }
+
+  absl::Status Put(std::string_view ns, std::string_view id, std::string_view key,
+                   std::string_view value, absl::Duration ttl) override {
+    // One item: avoid copying the value into an Item first.
+    SG_ASSIGN_OR_RETURN(const NamespaceSettings settings, Settings(ns));
+    const IdempotencyToken token = tokens_.Next();
+    v1::PutItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    token.ToProto(request.mutable_token());
+    SG_RETURN_IF_ERROR(
+        PrepareItem(ns, id, key, value, ttl, request.token(), settings, request.add_items()));
+    v1::PutItemsResponse response;
+    return Call([&](grpc::ClientContext* ctx) { return kv_->PutItems(ctx, request, &response); });
+  }
+
+  absl::Status PutItems(std::string_view ns, std::string_view id,
+                        const std::vector<Item>& items) override {
+    SG_ASSIGN_OR_RETURN(const NamespaceSettings settings, Settings(ns));
+    const IdempotencyToken token = tokens_.Next();
+    v1::PutItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    token.ToProto(request.mutable_token());
+    for (const Item& item : items) {
+      SG_RETURN_IF_ERROR(PrepareItem(ns, id, item.key, item.value, item.ttl, request.token(),
+                                     settings, request.add_items()));
+    }
+    v1::PutItemsResponse response;
+    return Call([&](grpc::ClientContext* ctx) { return kv_->PutItems(ctx, request, &response); });
+  }
+
+  absl::StatusOr<std::string> Get(std::string_view ns, std::string_view id,
+                                  std::string_view key) override {
+    SG_ASSIGN_OR_RETURN(std::vector<StoredItem> items,
+                        GetItems(ns, id, Predicate::Keys({std::string(key)})));
+    for (StoredItem& item : items) {
+      if (item.key == key) return std::move(item.value);
+    }
+    return absl::NotFoundError(absl::StrCat("no item at ", Describe(ns, id, key)));
+  }
+
+  absl::StatusOr<std::vector<StoredItem>> GetItems(std::string_view ns, std::string_view id,
+                                                   const Predicate& predicate) override {
+    v1::GetItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    ToProto(predicate, request.mutable_predicate());
+    FillSelection(request.mutable_selection());
+    std::vector<StoredItem> items;
+    while (true) {
+      v1::GetItemsResponse response;
+      SG_RETURN_IF_ERROR(
+          Call([&](grpc::ClientContext* ctx) { return kv_->GetItems(ctx, request, &response); }));
+      for (const v1::Item& item : response.items()) {
+        SG_ASSIGN_OR_RETURN(std::optional<StoredItem> stored, ReadItem(ns, id, item));
+        if (stored.has_value()) items.push_back(*std::move(stored));
+      }
+      SG_RETURN_IF_ERROR(NextPage(response.next_page_token(), request.mutable_page_token()));
+      if (request.page_token().empty()) return items;
+    }
+  }
+
+  absl::Status Delete(std::string_view ns, std::string_view id) override {
+    return DeleteItems(ns, id, Predicate::All());
+  }
+
+  absl::Status Delete(std::string_view ns, std::string_view id, std::string_view key) override {
+    return DeleteItems(ns, id, Predicate::Keys({std::string(key)}));
+  }
+
+  absl::Status DeleteItems(std::string_view ns, std::string_view id,
+                           const Predicate& predicate) override {
+    const IdempotencyToken token = tokens_.Next();
+    v1::DeleteItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    ToProto(predicate, request.mutable_predicate());
+    token.ToProto(request.mutable_token());
+    v1::DeleteItemsResponse response;
+    return Call(
+        [&](grpc::ClientContext* ctx) { return kv_->DeleteItems(ctx, request, &response); });
+  }
+
+  absl::Status Mutate(std::string_view ns, std::string_view id,
+                      const std::vector<Mutation>& mutations) override {
+    const IdempotencyToken token = tokens_.Next();
+    v1::MutateItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    token.ToProto(request.mutable_token());
+    std::optional<NamespaceSettings> settings;  // looked up only if there is a put
+    for (const Mutation& mutation : mutations) {
+      v1::Mutation* out = request.add_mutations();
+      switch (mutation.kind) {
+        case Mutation::Kind::kPut:
+          if (!settings.has_value()) {
+            SG_ASSIGN_OR_RETURN(settings, Settings(ns));
+          }
+          SG_RETURN_IF_ERROR(PrepareItem(ns, id, mutation.item.key, mutation.item.value,
+                                         mutation.item.ttl, request.token(), *settings,
+                                         out->mutable_put()));
+          break;
+        case Mutation::Kind::kDelete:
+          ToProto(mutation.predicate, out->mutable_delete_());
+          break;
+      }
+    }
+    v1::MutateItemsResponse response;
+    return Call(
+        [&](grpc::ClientContext* ctx) { return kv_->MutateItems(ctx, request, &response); });
+  }
+
+  absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) override {
+    v1::ScanItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    FillSelection(request.mutable_selection());
+    // A record larger than a page arrives in parts with the same id; they are joined so
+    // that the visitor sees each record once.
+    Record current;
+    bool have_current = false;
+    while (true) {
+      v1::ScanItemsResponse response;
+      SG_RETURN_IF_ERROR(
+          Call([&](grpc::ClientContext* ctx) { return kv_->ScanItems(ctx, request, &response); }));
+      for (const v1::ScanItemsResponse::Record& record : response.records()) {
+        if (have_current && record.id() != current.id) {
+          SG_RETURN_IF_ERROR(visitor(current));
+          current = Record{};
+          have_current = false;
+        }
+        if (!have_current) {
+          current.id = record.id();
+          have_current = true;
+        }
+        for (const v1::Item& item : record.items()) {
+          SG_ASSIGN_OR_RETURN(std::optional<StoredItem> stored, ReadItem(ns, record.id(), item));
+          if (stored.has_value()) current.items.push_back(*std::move(stored));
+        }
+      }
+      SG_RETURN_IF_ERROR(NextPage(response.next_page_token(), request.mutable_page_token()));
+      if (request.page_token().empty()) break;
+    }
+    if (have_current) return visitor(current);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<Record>> ScanAll(std::string_view ns) override {
+    std::vector<Record> records;
+    SG_RETURN_IF_ERROR(Scan(ns, [&records](const Record& record) {
+      records.push_back(record);
+      return absl::OkStatus();
+    }));
+    return records;
+  }
+
+ private:
+  // Runs one RPC with the per-call deadline and converts its status. Every RPC goes through
+  // here: it is where retries, hedges and limits will be added, reusing the request (and so
+  // its idempotency token) unchanged.
+  template <typename Rpc>
+  absl::Status Call(Rpc&& rpc) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoMicroseconds(options_.timeout));
+    const grpc::Status status = rpc(&ctx);
+    ObserveConfigVersion(ctx);
+    return FromGrpcStatus(status);
+  }
+
+  // Forgets cached namespace settings when the server says its config changed, so that the
+  // next call that needs them handshakes again.
+  void ObserveConfigVersion(const grpc::ClientContext& ctx) {
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    auto it = trailers.find(kConfigVersionKey);
+    if (it == trailers.end()) return;
+    uint64_t version = 0;
+    if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &version)) {
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    if (version != config_version_) {
+      settings_.clear();
+      config_version_ = version;
+    }
+  }
+
+  // The namespace's settings, from the cached handshake (made now if needed).
+  absl::StatusOr<NamespaceSettings> Settings(std::string_view ns) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = settings_.find(AsAbsl(ns));
+      if (it != settings_.end()) return it->second;
+    }
+    SG_ASSIGN_OR_RETURN(const HandshakeInfo info, Handshake({std::string(ns)}));
+    for (const NamespaceSettings& settings : info.namespaces) {
+      if (settings.name == ns) return settings;
+    }
+    return absl::NotFoundError(absl::StrCat("namespace '", AsAbsl(ns), "' is not served"));
+  }
+
+  void FillSelection(v1::Selection* selection) const {
+    selection->set_page_size_bytes(options_.page_size_bytes);
+    // Large values come as metadata; ReadItem fetches their chunks one RPC at a time.
+    selection->set_include_large_values(false);
+  }
+
+  // Fills `out` with an item to write under `token`: metadata for the uncompressed value,
+  // and the value inline or, when larger than chunk_bytes, written now as chunks.
+  absl::Status PrepareItem(std::string_view ns, std::string_view id, std::string_view key,
+                           std::string_view value, absl::Duration ttl,
+                           const v1::IdempotencyToken& token, const NamespaceSettings& settings,
+                           v1::Item* out) {
+    if (ttl < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ttl must not be negative, got ", absl::FormatDuration(ttl)));
+    }
+    // Refused before any chunk is uploaded, not after max_value_bytes of them.
+    if (settings.max_value_bytes > 0 &&
+        static_cast<int64_t>(value.size()) > settings.max_value_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("value of ", Describe(ns, id, key), " is ", value.size(),
+                       " bytes; the limit is ", settings.max_value_bytes, " (max_value_bytes)"));
+    }
+    const int64_t chunk_bytes =
+        settings.chunk_bytes > 0 ? settings.chunk_bytes : kDefaultChunkBytes;
+    out->set_key(std::string(key));
+    out->set_ttl_us(absl::ToInt64Microseconds(ttl));
+    v1::ValueMetadata* metadata = out->mutable_metadata();
+    metadata->set_codec(v1::VALUE_CODEC_NONE);
+    metadata->set_uncompressed_size(value.size());
+    metadata->set_stored_size(value.size());
+    metadata->set_checksum(Xxh64(value));
+    SG_ASSIGN_OR_RETURN(const uint32_t chunk_count, ChunkCount(value.size(), chunk_bytes));
+    if (chunk_count == 0) {
+      out->set_value(std::string(value));
+      return absl::OkStatus();
+    }
+    const std::vector<std::string_view> chunks = SplitIntoChunks(value, chunk_bytes);
+    for (uint32_t index = 0; index < chunks.size(); ++index) {
+      v1::PutChunkRequest request;
+      request.set_namespace_(std::string(ns));
+      request.set_id(std::string(id));
+      request.set_key(std::string(key));
+      *request.mutable_token() = token;
+      request.set_index(index);
+      request.set_data(std::string(chunks[index]));
+      v1::PutChunkResponse response;
+      SG_RETURN_IF_ERROR(
+          Call([&](grpc::ClientContext* ctx) { return kv_->PutChunk(ctx, request, &response); }));
+    }
+    metadata->set_chunk_count(chunk_count);
+    return absl::OkStatus();
+  }
+
+  // The item read, its value fetched in chunks if it has them and verified; nullopt if it
+  // was deleted while its chunks were being fetched.
+  absl::StatusOr<std::optional<StoredItem>> ReadItem(std::string_view ns, std::string_view id,
+                                                     const v1::Item& item) {
+    // The chunks of a value superseded (or deleted) after its metadata was read may be
+    // collected before they are fetched: then read the item again, a few times at most.
+    constexpr int kMaxRereads = 3;
+    v1::Item current = item;
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<StoredItem> read = ReadItemOnce(ns, id, current);
+      if (read.ok()) return *std::move(read);
+      if (read.status().code() != absl::StatusCode::kNotFound || attempt == kMaxRereads) {
+        return read.status();
+      }
+      v1::GetItemsRequest request;
+      request.set_namespace_(std::string(ns));
+      request.set_id(std::string(id));
+      request.mutable_predicate()->mutable_keys()->add_keys(item.key());
+      FillSelection(request.mutable_selection());
+      v1::GetItemsResponse response;
+      SG_RETURN_IF_ERROR(
+          Call([&](grpc::ClientContext* ctx) { return kv_->GetItems(ctx, request, &response); }));
+      if (response.items_size() == 0) return std::nullopt;
+      current = response.items(0);
+    }
+  }
+
+  absl::StatusOr<StoredItem> ReadItemOnce(std::string_view ns, std::string_view id,
+                                          const v1::Item& item) {
+    StoredItem out = StoredItemWithoutValue(item);
+    const v1::ValueMetadata& metadata = item.metadata();
+    if (metadata.codec() != v1::VALUE_CODEC_NONE) {
+      return absl::UnimplementedError(
+          absl::StrCat("value codec ", v1::ValueCodec_Name(metadata.codec()), " of ",
+                       Describe(ns, id, item.key()), " is not supported by this client"));
+    }
+    if (metadata.chunk_count() == 0 || !item.value().empty()) {
+      if (metadata.checksum() != 0) {
+        SG_RETURN_IF_ERROR(
+            VerifyChecksum(item.value(), metadata.checksum(), Describe(ns, id, item.key())));
+      }
+      out.value = item.value();
+      return out;
+    }
+    std::vector<std::string> chunks;
+    chunks.reserve(metadata.chunk_count());
+    for (uint32_t index = 0; index < metadata.chunk_count(); ++index) {
+      v1::GetChunkRequest request;
+      request.set_namespace_(std::string(ns));
+      request.set_id(std::string(id));
+      request.set_key(item.key());
+      *request.mutable_version() = metadata.version();
+      request.set_index(index);
+      v1::GetChunkResponse response;
+      SG_RETURN_IF_ERROR(
+          Call([&](grpc::ClientContext* ctx) { return kv_->GetChunk(ctx, request, &response); }));
+      chunks.push_back(std::move(*response.mutable_data()));
+    }
+    SG_ASSIGN_OR_RETURN(out.value, JoinChunks(chunks, metadata.uncompressed_size(),
+                                              metadata.checksum(), Describe(ns, id, item.key())));
+    return out;
+  }
+
+  // Moves to the next page; INTERNAL if the server hands back the token it was given, which
+  // would otherwise loop forever.
+  static absl::Status NextPage(const std::string& next, std::string* page_token) {
+    if (!next.empty() && next == *page_token) {
+      return absl::InternalError("server returned the same page token twice");
+    }
+    *page_token = next;
+    return absl::OkStatus();
+  }
+
+  const KvClientOptions options_;
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<v1::KeyValue::Stub> kv_;
+  const std::unique_ptr<v1::Control::Stub> control_;
+  const TokenGenerator tokens_;
+
+  absl::Mutex mu_;
+  // Settings of the namespaces handshaken since the config version last changed.
+  absl::flat_hash_map<std::string, NamespaceSettings> settings_ ABSL_GUARDED_BY(mu_);
+  uint64_t config_version_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<KvClient> NewKvClient(const KvClientOptions& options,
+                                      std::shared_ptr<grpc::Channel> channel, const Clock* clock) {
+  return std::make_unique<GrpcKvClient>(options, std::move(channel), clock);
+}
+
+}  // namespace stategate::client
+
+namespace stategate {
+
+absl::StatusOr<std::unique_ptr<KvClient>> KvClient::Connect(const KvClientOptions& options) {
+  if (options.address.empty()) return absl::InvalidArgumentError("address must not be empty");
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout must be positive, got ", absl::FormatDuration(options.timeout)));
+  }
+  if (options.page_size_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size_bytes must not be negative, got ", options.page_size_bytes));
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+  return client::NewKvClient(options, std::move(channel));
+}
+
+}  // namespace stategate
