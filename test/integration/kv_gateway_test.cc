@@ -84,6 +84,35 @@ class GatewayTest : public ::testing::Test {
     return kv_->GetItems(&ctx, request, response);
   }
 
+  // Calls `method` with raw request bytes, as a client with no schema would; returns the
+  // status and the raw response bytes.
+  std::pair<grpc::Status, std::string> CallRaw(const std::string& method,
+                                               const std::string& request_bytes) {
+    grpc::GenericStub generic(channel_);
+    grpc::Slice slice(request_bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+      std::lock_guard lock(mu);
+      status = s;
+      done = true;
+      done_cv.notify_all();
+    });
+    std::unique_lock lock(mu);
+    done_cv.wait(lock, [&] { return done; });
+    std::string bytes;
+    std::vector<grpc::Slice> slices;
+    if (status.ok() && response.Dump(&slices).ok()) {
+      for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return {status, bytes};
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<server::Gateway> gateway_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -181,25 +210,8 @@ TEST_F(GatewayTest, BadInputIsRefusedWithTheFieldAndLimitNamed) {
 }
 
 TEST_F(GatewayTest, GarbageBytesDoNotHurtTheServer) {
-  grpc::GenericStub generic(channel_);
-  const std::string garbage = "\xff\xff\xff\xff\x0f not a protobuf";
-  grpc::Slice slice(garbage);
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  grpc::ClientContext ctx;
-  std::mutex mu;
-  std::condition_variable done_cv;
-  bool done = false;
-  grpc::Status status;
-  generic.UnaryCall(&ctx, "/stategate.v1.KeyValue/PutItems", grpc::StubOptions(), &request,
-                    &response, [&](grpc::Status s) {
-                      std::lock_guard lock(mu);
-                      status = s;
-                      done = true;
-                      done_cv.notify_all();
-                    });
-  std::unique_lock lock(mu);
-  done_cv.wait(lock, [&] { return done; });
+  auto [status, bytes] =
+      CallRaw("/stategate.v1.KeyValue/PutItems", "\xff\xff\xff\xff\x0f not a protobuf");
   EXPECT_FALSE(status.ok());
   // Still serving, data intact.
   ASSERT_TRUE(Put("default", "r", "k", "v", Token()).ok());
@@ -264,31 +276,9 @@ TEST_F(GatewayTest, PagesFollowTheNamespaceDefaultPageSize) {
 }
 
 TEST_F(GatewayTest, StandardHealthServiceReportsServing) {
-  grpc::GenericStub generic(channel_);
-  grpc::ClientContext ctx;
   // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
-  grpc::ByteBuffer request;
-  grpc::Slice empty("");
-  request = grpc::ByteBuffer(&empty, 1);
-  grpc::ByteBuffer response;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  grpc::Status status;
-  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                    [&](grpc::Status s) {
-                      std::lock_guard lock(mu);
-                      status = s;
-                      done = true;
-                      cv.notify_all();
-                    });
-  std::unique_lock lock(mu);
-  cv.wait(lock, [&] { return done; });
+  auto [status, bytes] = CallRaw("/grpc.health.v1.Health/Check", "");
   ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
-  std::string bytes;
-  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
 }
 
