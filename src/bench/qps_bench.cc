@@ -5,6 +5,8 @@
 #include <map>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -58,30 +60,6 @@ OpResult ToOpResult(std::string op, int concurrency, const LoopResult& loop) {
   r.max_us = loop.latency_us.Max();
   r.mean_us = loop.latency_us.Mean();
   return r;
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace
@@ -159,27 +137,30 @@ std::string FormatTable(const QpsReport& report) {
 
 std::string ToJson(const QpsReport& report) {
   const QpsBenchOptions& o = report.options;
-  std::string out = "{\n";
-  absl::StrAppendFormat(&out, "  \"address\": %s,\n  \"namespace\": %s,\n", JsonString(o.address),
-                        JsonString(o.ns));
-  absl::StrAppendFormat(&out,
-                        "  \"duration_s\": %.3f,\n  \"warmup_s\": %.3f,\n  \"value_bytes\": %d,\n"
-                        "  \"records\": %d,\n  \"results\": [",
-                        absl::ToDoubleSeconds(o.duration), absl::ToDoubleSeconds(o.warmup),
-                        o.value_bytes, o.records);
-  for (size_t i = 0; i < report.results.size(); ++i) {
-    const OpResult& r = report.results[i];
-    absl::StrAppendFormat(
-        &out,
-        "%s\n    {\"op\": %s, \"concurrency\": %d, \"ok\": %d, \"errors\": %d, "
-        "\"elapsed_s\": %.3f, \"qps\": %.1f, \"p50_us\": %d, \"p99_us\": %d, \"p999_us\": %d, "
-        "\"max_us\": %d, \"mean_us\": %.1f, \"vs_handshake\": %.4f, \"first_error\": %s}",
-        i == 0 ? "" : ",", JsonString(r.op), r.concurrency, r.ok, r.errors,
-        absl::ToDoubleSeconds(r.elapsed), r.qps, r.p50_us, r.p99_us, r.p999_us, r.max_us, r.mean_us,
-        r.vs_handshake, JsonString(r.first_error));
+  nlohmann::json results = nlohmann::json::array();
+  for (const OpResult& r : report.results) {
+    results.push_back({{"op", r.op},
+                       {"concurrency", r.concurrency},
+                       {"ok", r.ok},
+                       {"errors", r.errors},
+                       {"elapsed_s", absl::ToDoubleSeconds(r.elapsed)},
+                       {"qps", r.qps},
+                       {"p50_us", r.p50_us},
+                       {"p99_us", r.p99_us},
+                       {"p999_us", r.p999_us},
+                       {"max_us", r.max_us},
+                       {"mean_us", r.mean_us},
+                       {"vs_handshake", r.vs_handshake},
+                       {"first_error", r.first_error}});
   }
-  out += "\n  ]\n}\n";
-  return out;
+  const nlohmann::json doc = {{"address", o.address},
+                              {"namespace", o.ns},
+                              {"duration_s", absl::ToDoubleSeconds(o.duration)},
+                              {"warmup_s", absl::ToDoubleSeconds(o.warmup)},
+                              {"value_bytes", o.value_bytes},
+                              {"records", o.records},
+                              {"results", std::move(results)}};
+  return doc.dump(2) + "\n";
 }
 
 }  // namespace stategate::bench

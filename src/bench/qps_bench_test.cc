@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "src/bench/bench_cli.h"
 #include "test/lib/local_gateway.h"
 #include "test/lib/temp_dir.h"
@@ -67,10 +68,12 @@ TEST_F(QpsBenchTest, RunsEveryOpAtEveryConcurrency) {
   const std::string table = FormatTable(*report);
   EXPECT_THAT(table, HasSubstr("vs_handshake"));
   EXPECT_THAT(table, HasSubstr("handshake"));
-  const std::string json = ToJson(*report);
-  EXPECT_THAT(json, HasSubstr("\"op\": \"get\", \"concurrency\": 3"));
-  EXPECT_THAT(json, HasSubstr("\"p99_us\""));
-  EXPECT_THAT(json, HasSubstr(gateway_->address()));
+  const nlohmann::json json = nlohmann::json::parse(ToJson(*report));
+  EXPECT_EQ(json["address"], gateway_->address());
+  ASSERT_EQ(json["results"].size(), report->results.size());
+  EXPECT_EQ(json["results"][4]["op"], "get");
+  EXPECT_EQ(json["results"][4]["concurrency"], 3);
+  EXPECT_EQ(json["results"][4]["p99_us"], report->results[4].p99_us);
 }
 
 TEST_F(QpsBenchTest, RejectsBadOptionsAndUnknownNamespace) {
@@ -110,10 +113,10 @@ TEST_F(QpsBenchTest, CommandLineRunsAndWritesJson) {
   std::ostringstream out, err;
   ASSERT_EQ(RunBenchCli(static_cast<int>(std::size(argv)), argv, out, err), 0) << err.str();
   EXPECT_THAT(out.str(), HasSubstr("vs_handshake"));
-  std::stringstream json;
-  json << std::ifstream(json_path).rdbuf();
-  EXPECT_THAT(json.str(), HasSubstr("\"concurrency\": 2"));
-  EXPECT_THAT(json.str(), HasSubstr(addr));
+  const nlohmann::json json = nlohmann::json::parse(std::ifstream(json_path));
+  EXPECT_EQ(json["address"], addr);
+  ASSERT_EQ(json["results"].size(), 6u);  // put, get, handshake at concurrency 1 and 2
+  EXPECT_EQ(json["results"][5]["concurrency"], 2);
 
   const char* unknown[] = {"stategate-bench", "--addr", addr.c_str(), "--namespace", "nope"};
   std::ostringstream out2, err2;

@@ -617,6 +617,7 @@ absl::StatusOr<int64_t> KvStore::CollectChunks(const NamespaceConfig& ns) {
   std::optional<storage::ScanPosition> after;
   storage::ReadLimits limits;
   limits.max_items = 1024;
+  limits.max_bytes = 8 << 20;  // chunks are large: bound the memory a page takes
   do {
     SG_ASSIGN_OR_RETURN(storage::TableSlice slice,
                         engine_->Scan(ChunkTable(ns.name), after, limits));
@@ -640,7 +641,7 @@ absl::StatusOr<int64_t> KvStore::CollectChunks(const NamespaceConfig& ns) {
       SG_RETURN_IF_ERROR(engine_->Write(write));
       ++removed;
     }
-    // A record split across pages is seen again on the next page; resume after it.
+    // A record split across pages was judged by its id already: resume after all of it.
     after = slice.resume;
     if (after.has_value()) after->key.reset();
   } while (after.has_value());
