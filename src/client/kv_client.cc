@@ -64,33 +64,15 @@ class GrpcKvClient final : public KvClient {
 
   absl::Status Put(std::string_view ns, std::string_view id, std::string_view key,
                    std::string_view value, absl::Duration ttl) override {
-    // One item: avoid copying the value into an Item first.
-    SG_ASSIGN_OR_RETURN(const NamespaceSettings settings, Settings(ns));
-    const IdempotencyToken token = tokens_.Next();
-    v1::PutItemsRequest request;
-    request.set_namespace_(std::string(ns));
-    request.set_id(std::string(id));
-    token.ToProto(request.mutable_token());
-    SG_RETURN_IF_ERROR(
-        PrepareItem(ns, id, key, value, ttl, request.token(), settings, request.add_items()));
-    v1::PutItemsResponse response;
-    return Call([&](grpc::ClientContext* ctx) { return kv_->PutItems(ctx, request, &response); });
+    return PutViews(ns, id, {ItemView{key, value, ttl}});
   }
 
   absl::Status PutItems(std::string_view ns, std::string_view id,
                         const std::vector<Item>& items) override {
-    SG_ASSIGN_OR_RETURN(const NamespaceSettings settings, Settings(ns));
-    const IdempotencyToken token = tokens_.Next();
-    v1::PutItemsRequest request;
-    request.set_namespace_(std::string(ns));
-    request.set_id(std::string(id));
-    token.ToProto(request.mutable_token());
-    for (const Item& item : items) {
-      SG_RETURN_IF_ERROR(PrepareItem(ns, id, item.key, item.value, item.ttl, request.token(),
-                                     settings, request.add_items()));
-    }
-    v1::PutItemsResponse response;
-    return Call([&](grpc::ClientContext* ctx) { return kv_->PutItems(ctx, request, &response); });
+    std::vector<ItemView> views;
+    views.reserve(items.size());
+    for (const Item& item : items) views.push_back(ItemView{item.key, item.value, item.ttl});
+    return PutViews(ns, id, views);
   }
 
   absl::StatusOr<std::string> Get(std::string_view ns, std::string_view id,
@@ -218,6 +200,29 @@ class GrpcKvClient final : public KvClient {
   }
 
  private:
+  // An item to write, referring to the caller's bytes (values can be large: no copies).
+  struct ItemView {
+    std::string_view key;
+    std::string_view value;
+    absl::Duration ttl;
+  };
+
+  absl::Status PutViews(std::string_view ns, std::string_view id,
+                        const std::vector<ItemView>& items) {
+    SG_ASSIGN_OR_RETURN(const NamespaceSettings settings, Settings(ns));
+    const IdempotencyToken token = tokens_.Next();
+    v1::PutItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    token.ToProto(request.mutable_token());
+    for (const ItemView& item : items) {
+      SG_RETURN_IF_ERROR(PrepareItem(ns, id, item.key, item.value, item.ttl, request.token(),
+                                     settings, request.add_items()));
+    }
+    v1::PutItemsResponse response;
+    return Call([&](grpc::ClientContext* ctx) { return kv_->PutItems(ctx, request, &response); });
+  }
+
   // Runs one RPC with the per-call deadline and converts its status. Every RPC goes through
   // here: it is where retries, hedges and limits will be added, reusing the request (and so
   // its idempotency token) unchanged.
