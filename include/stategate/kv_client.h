@@ -42,6 +42,10 @@ struct KvClientOptions {
   // Bytes per page asked of reads; 0 lets the namespace decide. Default: 0.
   int64_t page_size_bytes = 0;
 
+  // LZ4-compress values at or above the namespace's signalled threshold when that shrinks
+  // them. Values written compressed are readable by every client. Default: true.
+  bool compression = true;
+
   // Largest message the client accepts from the server. Default: 64 MiB.
   int max_receive_message_bytes = 64 << 20;
 };

@@ -19,6 +19,7 @@
 #include "src/client/token.h"
 #include "src/common/checksum.h"
 #include "src/common/grpc_status.h"
+#include "src/common/lz4_codec.h"
 #include "src/common/status_macros.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/control.grpc.pb.h"
@@ -294,17 +295,25 @@ class GrpcKvClient final : public KvClient {
         settings.chunk_bytes > 0 ? settings.chunk_bytes : kDefaultChunkBytes;
     out->set_key(std::string(key));
     out->set_ttl_us(absl::ToInt64Microseconds(ttl));
+    // Fewer bytes is more reliable: compress what the namespace says is worth it, when it
+    // shrinks. The checksum is always of the uncompressed value, checked after decoding.
+    std::optional<std::string> compressed;
+    if (options_.compression && settings.compression_threshold_bytes > 0 &&
+        static_cast<int64_t>(value.size()) >= settings.compression_threshold_bytes) {
+      compressed = Lz4CompressIfSmaller(value);
+    }
+    const std::string_view stored = compressed.has_value() ? *compressed : value;
     v1::ValueMetadata* metadata = out->mutable_metadata();
-    metadata->set_codec(v1::VALUE_CODEC_NONE);
+    metadata->set_codec(compressed.has_value() ? v1::VALUE_CODEC_LZ4 : v1::VALUE_CODEC_NONE);
     metadata->set_uncompressed_size(value.size());
-    metadata->set_stored_size(value.size());
+    metadata->set_stored_size(stored.size());
     metadata->set_checksum(Xxh64(value));
-    SG_ASSIGN_OR_RETURN(const uint32_t chunk_count, ChunkCount(value.size(), chunk_bytes));
+    SG_ASSIGN_OR_RETURN(const uint32_t chunk_count, ChunkCount(stored.size(), chunk_bytes));
     if (chunk_count == 0) {
-      out->set_value(std::string(value));
+      out->set_value(std::string(stored));
       return absl::OkStatus();
     }
-    const std::vector<std::string_view> chunks = SplitIntoChunks(value, chunk_bytes);
+    const std::vector<std::string_view> chunks = SplitIntoChunks(stored, chunk_bytes);
     for (uint32_t index = 0; index < chunks.size(); ++index) {
       v1::PutChunkRequest request;
       request.set_namespace_(std::string(ns));
@@ -352,17 +361,13 @@ class GrpcKvClient final : public KvClient {
                                           const v1::Item& item) {
     StoredItem out = StoredItemWithoutValue(item);
     const v1::ValueMetadata& metadata = item.metadata();
-    if (metadata.codec() != v1::VALUE_CODEC_NONE) {
-      return absl::UnimplementedError(
-          absl::StrCat("value codec ", v1::ValueCodec_Name(metadata.codec()), " of ",
-                       Describe(ns, id, item.key()), " is not supported by this client"));
+    const std::string what = Describe(ns, id, item.key());
+    if (metadata.codec() != v1::VALUE_CODEC_NONE && metadata.codec() != v1::VALUE_CODEC_LZ4) {
+      return absl::UnimplementedError(absl::StrCat("value codec ", metadata.codec(), " of ", what,
+                                                   " is not supported by this client"));
     }
     if (metadata.chunk_count() == 0 || !item.value().empty()) {
-      if (metadata.checksum() != 0) {
-        SG_RETURN_IF_ERROR(
-            VerifyChecksum(item.value(), metadata.checksum(), Describe(ns, id, item.key())));
-      }
-      out.value = item.value();
+      SG_ASSIGN_OR_RETURN(out.value, DecodeValue(item.value(), metadata, what));
       return out;
     }
     std::vector<std::string> chunks;
@@ -379,9 +384,27 @@ class GrpcKvClient final : public KvClient {
           Call([&](grpc::ClientContext* ctx) { return kv_->GetChunk(ctx, request, &response); }));
       chunks.push_back(std::move(*response.mutable_data()));
     }
-    SG_ASSIGN_OR_RETURN(out.value, JoinChunks(chunks, metadata.uncompressed_size(),
-                                              metadata.checksum(), Describe(ns, id, item.key())));
+    SG_ASSIGN_OR_RETURN(const std::string stored,
+                        JoinChunks(chunks, metadata.stored_size(), /*checksum=*/0, what));
+    SG_ASSIGN_OR_RETURN(out.value, DecodeValue(stored, metadata, what));
     return out;
+  }
+
+  // The application's bytes of a stored value: decompressed if need be, then checked
+  // against the checksum of the uncompressed value (DATA_LOSS on any mismatch).
+  static absl::StatusOr<std::string> DecodeValue(const std::string& stored,
+                                                 const v1::ValueMetadata& metadata,
+                                                 const std::string& what) {
+    std::string value;
+    if (metadata.codec() == v1::VALUE_CODEC_LZ4) {
+      SG_ASSIGN_OR_RETURN(value, Lz4Decompress(stored, metadata.uncompressed_size(), what));
+    } else {
+      value = stored;
+    }
+    if (metadata.checksum() != 0) {
+      SG_RETURN_IF_ERROR(VerifyChecksum(value, metadata.checksum(), what));
+    }
+    return value;
   }
 
   // Moves to the next page; INTERNAL if the server hands back the token it was given, which

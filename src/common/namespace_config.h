@@ -29,7 +29,7 @@ struct NamespaceLimits {
 };
 
 struct ClientSettings {
-  int64_t compression_threshold_bytes = 1024;
+  int64_t compression_threshold_bytes = 1024;  // 0 = never compress
   int64_t chunk_bytes = 1LL << 20;      // values above this travel as chunks
   int64_t page_size_bytes = 2LL << 20;  // default page size of reads
   bool hedging = true;

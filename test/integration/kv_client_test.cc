@@ -726,3 +726,65 @@ TEST(KvClientChunkCollectionTest, ChunksCollectedMidReadMakeTheClientReadAgain) 
 
 }  // namespace
 }  // namespace stategate
+
+namespace stategate {
+namespace {
+
+// JSON-like documents: the realistic compressible payload.
+std::string Documents(int n) {
+  std::string out = "[";
+  for (int i = 0; i < n; ++i) {
+    out += "{\"user_id\":" + std::to_string(100000 + i) + ",\"email\":\"user" + std::to_string(i) +
+           "@example.org\",\"plan\":\"premium\",\"country\":\"NL\",\"devices\":[\"tv\","
+           "\"phone\"],\"profile\":{\"language\":\"en\",\"autoplay\":true}},";
+  }
+  return out + "]";
+}
+
+TEST_F(KvClientTest, CompressibleValuesAreStoredCompressedAndReadBackWhole) {
+  const std::string doc = Documents(40);  // several KiB: above the 1 KiB default threshold
+  ASSERT_TRUE(client_->Put("default", "docs", "small", doc).ok());
+  absl::StatusOr<v1::Item> raw = RawItem("default", "docs", "small");
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ(raw->metadata().codec(), v1::VALUE_CODEC_LZ4);
+  EXPECT_EQ(raw->metadata().uncompressed_size(), doc.size());
+  EXPECT_LT(raw->metadata().stored_size() * 2, doc.size());
+  EXPECT_EQ(raw->metadata().checksum(), Xxh64(doc));
+  absl::StatusOr<std::string> got = client_->Get("default", "docs", "small");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, doc);
+
+  // Compressed, still larger than a chunk: compressed bytes travel in chunks.
+  const std::string big = Documents(300);  // under the 64 KiB max_value_bytes of "small"
+  ASSERT_TRUE(client_->Put("small", "docs", "big", big).ok());
+  raw = RawItem("small", "docs", "big");
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ(raw->metadata().codec(), v1::VALUE_CODEC_LZ4);
+  EXPECT_GT(raw->metadata().chunk_count(), 0u);
+  EXPECT_LT(raw->metadata().stored_size(), big.size());
+
+  // Any client reads them, including one that never compresses.
+  auto plain =
+      KvClient::Connect(KvClientOptions{.address = gateway_->address(), .compression = false});
+  ASSERT_TRUE(plain.ok());
+  got = (*plain)->Get("small", "docs", "big");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == big);
+  ASSERT_TRUE((*plain)->Put("default", "docs", "raw", doc).ok());
+  raw = RawItem("default", "docs", "raw");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->metadata().codec(), v1::VALUE_CODEC_NONE);
+}
+
+TEST_F(KvClientTest, SmallAndIncompressibleValuesStayRaw) {
+  ASSERT_TRUE(client_->Put("default", "raw", "tiny", std::string(100, 'a')).ok());
+  ASSERT_TRUE(client_->Put("default", "raw", "random", RandomBytes(8192, 3)).ok());
+  for (const char* key : {"tiny", "random"}) {
+    absl::StatusOr<v1::Item> raw = RawItem("default", "raw", key);
+    ASSERT_TRUE(raw.ok());
+    EXPECT_EQ(raw->metadata().codec(), v1::VALUE_CODEC_NONE) << key;
+  }
+}
+
+}  // namespace
+}  // namespace stategate
