@@ -30,14 +30,75 @@
 
 namespace stategate {
 
+// The client's reliability mechanisms (DESIGN.md, "Reliability mechanisms"), each one
+// switchable. Defaults: everything on.
+struct ReliabilityOptions {
+  // A second attempt to another endpoint once the first has been out longer than the
+  // observed p95 of the namespace × access pattern (at most its SLO target).
+  bool hedging = true;
+  // Hedges at most this share of requests, and at most max_hedges_in_flight at once.
+  double hedge_share = 0.05;
+  int max_hedges_in_flight = 10;
+  // Retries of UNAVAILABLE, RESOURCE_EXHAUSTED and ABORTED with the same idempotency token,
+  // exponential backoff with full jitter (base, cap), pushback honoured, within a budget of
+  // retry_share of requests plus min_retries_per_second.
+  bool retries = true;
+  int max_attempts = 4;
+  absl::Duration backoff_base = absl::Milliseconds(25);
+  absl::Duration backoff_cap = absl::Seconds(1);
+  double retry_share = 0.2;
+  double min_retries_per_second = 10;
+  // Adaptive concurrency limit per endpoint: "aimd", "vegas", "gradient2" or "none". Over
+  // the limit a call fails fast with RESOURCE_EXHAUSTED instead of queueing.
+  std::string limiter = "aimd";
+  // Power of two choices by peak-EWMA latency × (outstanding + 1); off = round robin.
+  bool load_balancing = true;
+  // When a deadline passes while this process was paused (GC, SIGSTOP, scheduler), the
+  // answer already on its way gets up to max_pause_grace more.
+  bool gc_tolerant_timeouts = true;
+  absl::Duration max_pause_grace = absl::Seconds(1);
+
+  // Every mechanism off: one attempt, fixed timeout (the "naive" client of the bench).
+  static ReliabilityOptions Naive() {
+    ReliabilityOptions o;
+    o.hedging = false;
+    o.retries = false;
+    o.limiter = "none";
+    o.load_balancing = false;
+    o.gc_tolerant_timeouts = false;
+    return o;
+  }
+};
+
+// What the client has done since it was created. Counters only grow.
+struct KvClientStats {
+  int64_t calls = 0;     // logical calls (RPC-level: a chunked value is several)
+  int64_t attempts = 0;  // RPCs sent, hedges and retries included
+  int64_t hedges = 0;
+  int64_t hedges_won = 0;
+  int64_t retries = 0;
+  int64_t retry_budget_refusals = 0;
+  int64_t hedge_budget_refusals = 0;
+  int64_t limiter_refusals = 0;
+  int64_t deadline_graces = 0;  // deadlines extended because this process had been paused
+  int64_t bytes_before_compression = 0;
+  int64_t bytes_after_compression = 0;
+};
+
 struct KvClientOptions {
   // The gateway's address, as gRPC takes it ("host:port", "unix:/path", "dns:///name:port").
   // Default: "127.0.0.1:7700".
   std::string address = "127.0.0.1:7700";
 
-  // Deadline of each RPC. A logical call made of several RPCs (pages, chunks) gives each its
-  // own deadline. Default: 5 seconds.
+  // More gateways holding the same data; with any, calls spread over address and these.
+  // Default: none.
+  std::vector<std::string> more_addresses = {};
+
+  // Deadline of each RPC, retries and hedges included. A logical call made of several RPCs
+  // (pages, chunks) gives each its own deadline. Default: 5 seconds.
   absl::Duration timeout = absl::Seconds(5);
+
+  ReliabilityOptions reliability = {};
 
   // Bytes per page asked of reads; 0 lets the namespace decide. Default: 0.
   int64_t page_size_bytes = 0;
@@ -102,6 +163,9 @@ class KvClient {
   // page. A visitor that returns non-OK stops the scan, and Scan returns its status.
   using RecordVisitor = std::function<absl::Status(const Record&)>;
   [[nodiscard]] virtual absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) = 0;
+
+  // What the client has done so far.
+  virtual KvClientStats stats() const = 0;
 
   // Every record of the namespace, in memory. For small namespaces and tests.
   [[nodiscard]] virtual absl::StatusOr<std::vector<Record>> ScanAll(std::string_view ns) = 0;

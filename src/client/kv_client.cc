@@ -1,4 +1,6 @@
 // The gRPC implementation of KvClient.
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -11,11 +13,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/grpcpp.h"
 #include "src/client/chunking.h"
 #include "src/client/convert.h"
 #include "src/client/kv_client_internal.h"
+#include "src/client/reliable_call.h"
 #include "src/client/token.h"
 #include "src/common/checksum.h"
 #include "src/common/grpc_status.h"
@@ -39,22 +43,39 @@ std::string Describe(std::string_view ns, std::string_view id, std::string_view 
                       absl::CHexEscape(AsAbsl(key)), "'");
 }
 
+// Starts one RPC of a stub's callback API on an endpoint.
+template <typename Request, typename Response>
+using AsyncRpc = std::function<void(Endpoint&, grpc::ClientContext*, const Request*, Response*,
+                                    std::function<void(grpc::Status)>)>;
+
+// The AsyncRpc of method `method` of the endpoint's `stub` (kv or control).
+#define SG_ASYNC(stub, method)                                                          \
+  [](Endpoint& endpoint, grpc::ClientContext* ctx, const auto* request, auto* response, \
+     std::function<void(grpc::Status)> done) {                                          \
+    endpoint.stub->async()->method(ctx, request, response, std::move(done));            \
+  }
+
 class GrpcKvClient final : public KvClient {
  public:
-  GrpcKvClient(const KvClientOptions& options, std::shared_ptr<grpc::Channel> channel,
+  GrpcKvClient(const KvClientOptions& options, std::vector<std::shared_ptr<grpc::Channel>> channels,
                const Clock* clock)
       : options_(options),
-        channel_(std::move(channel)),
-        kv_(v1::KeyValue::NewStub(channel_)),
-        control_(v1::Control::NewStub(channel_)),
-        tokens_(clock) {}
+        tokens_(clock),
+        caller_(MakeEndpoints(options, std::move(channels), clock), options.reliability, clock) {}
+
+  KvClientStats stats() const override {
+    KvClientStats stats = caller_.stats();
+    stats.bytes_before_compression = bytes_before_compression_;
+    stats.bytes_after_compression = bytes_after_compression_;
+    return stats;
+  }
 
   absl::StatusOr<HandshakeInfo> Handshake(const std::vector<std::string>& namespaces) override {
     v1::HandshakeRequest request;
     for (const std::string& ns : namespaces) request.add_namespaces(ns);
     v1::HandshakeResponse response;
-    SG_RETURN_IF_ERROR(Call(
-        [&](grpc::ClientContext* ctx) { return control_->Handshake(ctx, request, &response); }));
+    SG_RETURN_IF_ERROR(
+        Call("", AccessPattern::kPointRead, request, &response, SG_ASYNC(control, Handshake)));
     HandshakeInfo info = FromProto(response);
     absl::MutexLock lock(&mu_);
     if (config_version_ != info.config_version) settings_.clear();
@@ -97,7 +118,7 @@ class GrpcKvClient final : public KvClient {
     while (true) {
       v1::GetItemsResponse response;
       SG_RETURN_IF_ERROR(
-          Call([&](grpc::ClientContext* ctx) { return kv_->GetItems(ctx, request, &response); }));
+          Call(ns, ReadPattern(predicate), request, &response, SG_ASYNC(kv, GetItems)));
       for (const v1::Item& item : response.items()) {
         SG_ASSIGN_OR_RETURN(std::optional<StoredItem> stored, ReadItem(ns, id, item));
         if (stored.has_value()) items.push_back(*std::move(stored));
@@ -124,8 +145,8 @@ class GrpcKvClient final : public KvClient {
     ToProto(predicate, request.mutable_predicate());
     token.ToProto(request.mutable_token());
     v1::DeleteItemsResponse response;
-    return Call(
-        [&](grpc::ClientContext* ctx) { return kv_->DeleteItems(ctx, request, &response); });
+    return Call(ns, AccessPattern::kWrite, std::move(request), &response,
+                SG_ASYNC(kv, DeleteItems));
   }
 
   absl::Status Mutate(std::string_view ns, std::string_view id,
@@ -153,8 +174,8 @@ class GrpcKvClient final : public KvClient {
       }
     }
     v1::MutateItemsResponse response;
-    return Call(
-        [&](grpc::ClientContext* ctx) { return kv_->MutateItems(ctx, request, &response); });
+    return Call(ns, AccessPattern::kWrite, std::move(request), &response,
+                SG_ASYNC(kv, MutateItems));
   }
 
   absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) override {
@@ -168,7 +189,7 @@ class GrpcKvClient final : public KvClient {
     while (true) {
       v1::ScanItemsResponse response;
       SG_RETURN_IF_ERROR(
-          Call([&](grpc::ClientContext* ctx) { return kv_->ScanItems(ctx, request, &response); }));
+          Call(ns, AccessPattern::kRangeRead, request, &response, SG_ASYNC(kv, ScanItems)));
       for (const v1::ScanItemsResponse::Record& record : response.records()) {
         if (have_current && record.id() != current.id) {
           SG_RETURN_IF_ERROR(visitor(current));
@@ -221,20 +242,97 @@ class GrpcKvClient final : public KvClient {
                                      settings, request.add_items()));
     }
     v1::PutItemsResponse response;
-    return Call([&](grpc::ClientContext* ctx) { return kv_->PutItems(ctx, request, &response); });
+    return Call(ns, AccessPattern::kWrite, std::move(request), &response, SG_ASYNC(kv, PutItems));
   }
 
-  // Runs one RPC with the per-call deadline and converts its status. Every RPC goes through
-  // here: it is where retries, hedges and limits will be added, reusing the request (and so
-  // its idempotency token) unchanged.
-  template <typename Rpc>
-  absl::Status Call(Rpc&& rpc) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     absl::ToChronoMicroseconds(options_.timeout));
-    const grpc::Status status = rpc(&ctx);
-    ObserveConfigVersion(ctx);
-    return FromGrpcStatus(status);
+  // Runs one logical RPC through the ReliableCaller (hedges, retries, limits, load
+  // unbalancing, GC-tolerant deadline) and waits for it. Every RPC goes through here; every
+  // attempt sends `request` unchanged, so the same idempotency token. `ns` (empty for
+  // Handshake) selects the SLO and latency history that set the hedge delay.
+  template <typename Request, typename Response>
+  absl::Status Call(std::string_view ns, AccessPattern pattern, Request request, Response* response,
+                    std::type_identity_t<AsyncRpc<Request, Response>> rpc) {
+    CallSpec spec;
+    spec.pattern = pattern;
+    spec.timeout = options_.timeout;
+    if (!ns.empty()) {
+      absl::MutexLock lock(&mu_);
+      auto it = settings_.find(AsAbsl(ns));
+      // The namespace says whether hedging suits it; no SLO target, no hedge.
+      if (it != settings_.end() && it->second.hedging) {
+        spec.slo_target = SloTarget(it->second, pattern);
+      }
+      spec.latencies = &Latencies(ns, pattern);
+    }
+    // Attempts may outlive this call (a cancelled hedge): they share the request.
+    auto shared_request = std::make_shared<const Request>(std::move(request));
+    absl::Notification done;
+    absl::Status result;
+    caller_.Call<Response>(
+        spec,
+        [this, shared_request, rpc](Endpoint& endpoint, grpc::ClientContext* ctx,
+                                    Response* attempt_response,
+                                    std::function<void(grpc::Status)> attempt_done) {
+          rpc(endpoint, ctx, shared_request.get(), attempt_response,
+              [this, ctx, attempt_done = std::move(attempt_done)](grpc::Status status) {
+                ObserveConfigVersion(*ctx);
+                attempt_done(std::move(status));
+              });
+        },
+        [&](absl::Status status, Response winner) {
+          result = std::move(status);
+          *response = std::move(winner);
+          done.Notify();
+        });
+    done.WaitForNotification();
+    return result;
+  }
+
+  static AccessPattern ReadPattern(const Predicate& predicate) {
+    return predicate.kind == Predicate::Kind::kKeys && predicate.keys.size() == 1
+               ? AccessPattern::kPointRead
+               : AccessPattern::kRangeRead;
+  }
+
+  static absl::Duration SloTarget(const NamespaceSettings& settings, AccessPattern pattern) {
+    switch (pattern) {
+      case AccessPattern::kPointRead:
+        return settings.point_read_slo.target;
+      case AccessPattern::kRangeRead:
+        return settings.range_read_slo.target;
+      case AccessPattern::kWrite:
+        return settings.write_slo.target;
+    }
+    return absl::ZeroDuration();
+  }
+
+  // The latency history of a namespace × access pattern; lives as long as the client.
+  reliability::LatencyTracker& Latencies(std::string_view ns, AccessPattern pattern)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto& trackers = latencies_[AsAbsl(ns)];
+    if (trackers == nullptr) {
+      trackers = std::make_unique<std::array<reliability::LatencyTracker, 3>>();
+    }
+    return (*trackers)[static_cast<size_t>(pattern)];
+  }
+
+  static std::vector<std::unique_ptr<Endpoint>> MakeEndpoints(
+      const KvClientOptions& options, std::vector<std::shared_ptr<grpc::Channel>> channels,
+      const Clock* clock) {
+    std::vector<std::unique_ptr<Endpoint>> endpoints;
+    for (auto& channel : channels) {
+      auto endpoint = std::make_unique<Endpoint>();
+      endpoint->channel = std::move(channel);
+      endpoint->kv = v1::KeyValue::NewStub(endpoint->channel);
+      endpoint->control = v1::Control::NewStub(endpoint->channel);
+      endpoint->load =
+          std::make_unique<reliability::EndpointLoad>(reliability::PeakEwmaOptions{}, clock);
+      reliability::LimiterOptions limiter;
+      limiter.kind = options.reliability.limiter;
+      endpoint->limiter = *reliability::MakeLimiter(limiter);  // kind checked by Connect
+      endpoints.push_back(std::move(endpoint));
+    }
+    return endpoints;
   }
 
   // Forgets cached namespace settings when the server says its config changed, so that the
@@ -303,6 +401,8 @@ class GrpcKvClient final : public KvClient {
       compressed = Lz4CompressIfSmaller(value);
     }
     const std::string_view stored = compressed.has_value() ? *compressed : value;
+    bytes_before_compression_ += static_cast<int64_t>(value.size());
+    bytes_after_compression_ += static_cast<int64_t>(stored.size());
     v1::ValueMetadata* metadata = out->mutable_metadata();
     metadata->set_codec(compressed.has_value() ? v1::VALUE_CODEC_LZ4 : v1::VALUE_CODEC_NONE);
     metadata->set_uncompressed_size(value.size());
@@ -324,7 +424,7 @@ class GrpcKvClient final : public KvClient {
       request.set_data(std::string(chunks[index]));
       v1::PutChunkResponse response;
       SG_RETURN_IF_ERROR(
-          Call([&](grpc::ClientContext* ctx) { return kv_->PutChunk(ctx, request, &response); }));
+          Call(ns, AccessPattern::kWrite, std::move(request), &response, SG_ASYNC(kv, PutChunk)));
     }
     metadata->set_chunk_count(chunk_count);
     return absl::OkStatus();
@@ -351,7 +451,7 @@ class GrpcKvClient final : public KvClient {
       FillSelection(request.mutable_selection());
       v1::GetItemsResponse response;
       SG_RETURN_IF_ERROR(
-          Call([&](grpc::ClientContext* ctx) { return kv_->GetItems(ctx, request, &response); }));
+          Call(ns, AccessPattern::kPointRead, request, &response, SG_ASYNC(kv, GetItems)));
       if (response.items_size() == 0) return std::nullopt;
       current = response.items(0);
     }
@@ -381,7 +481,7 @@ class GrpcKvClient final : public KvClient {
       request.set_index(index);
       v1::GetChunkResponse response;
       SG_RETURN_IF_ERROR(
-          Call([&](grpc::ClientContext* ctx) { return kv_->GetChunk(ctx, request, &response); }));
+          Call(ns, AccessPattern::kPointRead, request, &response, SG_ASYNC(kv, GetChunk)));
       chunks.push_back(std::move(*response.mutable_data()));
     }
     SG_ASSIGN_OR_RETURN(const std::string stored,
@@ -418,22 +518,33 @@ class GrpcKvClient final : public KvClient {
   }
 
   const KvClientOptions options_;
-  const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<v1::KeyValue::Stub> kv_;
-  const std::unique_ptr<v1::Control::Stub> control_;
   const TokenGenerator tokens_;
+  std::atomic<int64_t> bytes_before_compression_{0};
+  std::atomic<int64_t> bytes_after_compression_{0};
 
   absl::Mutex mu_;
   // Settings of the namespaces handshaken since the config version last changed.
   absl::flat_hash_map<std::string, NamespaceSettings> settings_ ABSL_GUARDED_BY(mu_);
   uint64_t config_version_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, std::unique_ptr<std::array<reliability::LatencyTracker, 3>>>
+      latencies_ ABSL_GUARDED_BY(mu_);
+
+  // Last: destroyed first, so no attempt's callback outlives what it uses above.
+  ReliableCaller caller_;
 };
 
 }  // namespace
 
 std::unique_ptr<KvClient> NewKvClient(const KvClientOptions& options,
                                       std::shared_ptr<grpc::Channel> channel, const Clock* clock) {
-  return std::make_unique<GrpcKvClient>(options, std::move(channel), clock);
+  return NewKvClient(options, std::vector<std::shared_ptr<grpc::Channel>>{std::move(channel)},
+                     clock);
+}
+
+std::unique_ptr<KvClient> NewKvClient(const KvClientOptions& options,
+                                      std::vector<std::shared_ptr<grpc::Channel>> channels,
+                                      const Clock* clock) {
+  return std::make_unique<GrpcKvClient>(options, std::move(channels), clock);
 }
 
 }  // namespace stategate::client
@@ -450,11 +561,19 @@ absl::StatusOr<std::unique_ptr<KvClient>> KvClient::Connect(const KvClientOption
     return absl::InvalidArgumentError(
         absl::StrCat("page_size_bytes must not be negative, got ", options.page_size_bytes));
   }
+  reliability::LimiterOptions limiter;
+  limiter.kind = options.reliability.limiter;
+  SG_RETURN_IF_ERROR(reliability::MakeLimiter(limiter).status());
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
-  return client::NewKvClient(options, std::move(channel));
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  channels.push_back(
+      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args));
+  for (const std::string& address : options.more_addresses) {
+    channels.push_back(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  }
+  return client::NewKvClient(options, std::move(channels));
 }
 
 }  // namespace stategate

@@ -1,0 +1,90 @@
+#include "src/client/reliable_call.h"
+
+#include "absl/strings/numbers.h"
+
+namespace stategate::client {
+namespace {
+
+reliability::RetryBudgetOptions RetryBudgetFrom(const ReliabilityOptions& o) {
+  reliability::RetryBudgetOptions out;
+  out.ratio = o.retry_share;
+  out.min_retries_per_second = o.min_retries_per_second;
+  return out;
+}
+
+reliability::HedgeBudgetOptions HedgeBudgetFrom(const ReliabilityOptions& o) {
+  reliability::HedgeBudgetOptions out;
+  out.ratio = o.hedge_share;
+  out.max_in_flight = o.max_hedges_in_flight;
+  return out;
+}
+
+}  // namespace
+
+ReliableCaller::ReliableCaller(std::vector<std::unique_ptr<Endpoint>> endpoints,
+                               ReliabilityOptions options, const Clock* clock)
+    : endpoints_(std::move(endpoints)),
+      options_(std::move(options)),
+      clock_(clock),
+      backoff_(reliability::BackoffOptions{options_.backoff_base, options_.backoff_cap}),
+      retry_budget_(RetryBudgetFrom(options_), clock),
+      hedge_budget_(HedgeBudgetFrom(options_), clock) {
+  if (options_.gc_tolerant_timeouts) pause_detector_.Start();
+}
+
+ReliableCaller::~ReliableCaller() {
+  timers_.Stop();
+  pause_detector_.Stop();
+}
+
+size_t ReliableCaller::PickEndpoint(std::optional<size_t> exclude) {
+  const size_t n = endpoints_.size();
+  if (n == 1) return 0;
+  if (!options_.load_balancing) {
+    size_t next = round_robin_.fetch_add(1) % n;
+    if (exclude.has_value() && next == *exclude) next = (next + 1) % n;
+    return next;
+  }
+  std::vector<reliability::EndpointLoad*> loads;
+  loads.reserve(n);
+  for (const auto& endpoint : endpoints_) loads.push_back(endpoint->load.get());
+  absl::MutexLock lock(&rng_mu_);
+  return reliability::PickTwo(loads, rng_, exclude);
+}
+
+absl::Duration ReliableCaller::BackoffDelay(int retry) {
+  absl::MutexLock lock(&rng_mu_);
+  return backoff_.Delay(retry, rng_);
+}
+
+bool ReliableCaller::Retryable(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+         code == grpc::StatusCode::ABORTED;
+}
+
+std::optional<absl::Duration> ReliableCaller::Pushback(const grpc::ClientContext& ctx) {
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  auto it = trailers.find("grpc-retry-pushback-ms");
+  if (it == trailers.end()) return std::nullopt;
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) || ms < 0) {
+    return std::nullopt;
+  }
+  return absl::Milliseconds(ms);
+}
+
+KvClientStats ReliableCaller::stats() const {
+  KvClientStats s;
+  s.calls = counters_.calls;
+  s.attempts = counters_.attempts;
+  s.hedges = counters_.hedges;
+  s.hedges_won = counters_.hedges_won;
+  s.retries = counters_.retries;
+  s.retry_budget_refusals = counters_.retry_budget_refusals;
+  s.hedge_budget_refusals = counters_.hedge_budget_refusals;
+  s.limiter_refusals = counters_.limiter_refusals;
+  s.deadline_graces = counters_.deadline_graces;
+  return s;
+}
+
+}  // namespace stategate::client

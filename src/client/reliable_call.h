@@ -1,0 +1,408 @@
+// ReliableCaller: runs one logical unary RPC over a set of gateway endpoints with every
+// client reliability mechanism of DESIGN.md, each switchable by ReliabilityOptions:
+//   - load unbalancing: the first attempt goes to the better of two random endpoints by
+//     peak-EWMA latency × (outstanding + 1);
+//   - adaptive concurrency limits per endpoint: over the limit an attempt fails fast
+//     (RESOURCE_EXHAUSTED, locally), it never queues;
+//   - hedging: once the first attempt has been out longer than the hedge delay (the observed
+//     p95 of the namespace × access pattern, at most the SLO target) a second attempt goes to
+//     another endpoint, if the hedge budget allows; the first success wins, the rest are
+//     cancelled;
+//   - retries of retryable codes (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED) with exponential
+//     backoff and full jitter, the server's pushback honoured, within a retry budget;
+//   - GC-tolerant timeouts: when the call's deadline passes while this process was paused,
+//     the answer already on its way gets a grace before the call fails.
+// Every attempt of a logical call sends the same request, so the same idempotency token.
+//
+// Thread-safe. Completion callbacks run on gRPC or timer threads and must not block.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "src/client/reliability/backoff.h"
+#include "src/client/reliability/latency_tracker.h"
+#include "src/client/reliability/limiter.h"
+#include "src/client/reliability/pause_detector.h"
+#include "src/client/reliability/peak_ewma.h"
+#include "src/client/reliability/retry_budget.h"
+#include "src/common/clock.h"
+#include "src/common/delay_queue.h"
+#include "stategate/kv_client.h"
+#include "stategate/v1/control.grpc.pb.h"
+#include "stategate/v1/kv.grpc.pb.h"
+
+namespace stategate::client {
+
+// One gateway: its channel and stubs, its load estimate and its concurrency limit.
+struct Endpoint {
+  std::string address;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::KeyValue::Stub> kv;
+  std::unique_ptr<v1::Control::Stub> control;
+  std::unique_ptr<reliability::EndpointLoad> load;
+  std::unique_ptr<reliability::ConcurrencyLimiter> limiter;
+};
+
+enum class AccessPattern { kPointRead, kRangeRead, kWrite };
+
+// What a logical call needs to know beyond its RPC.
+struct CallSpec {
+  AccessPattern pattern = AccessPattern::kPointRead;
+  absl::Duration timeout = absl::Seconds(5);  // for the whole logical call, retries included
+  // The namespace's SLO target for the pattern (bounds the hedge delay); zero = no hedge.
+  absl::Duration slo_target = absl::ZeroDuration();
+  // Latencies of this namespace × pattern, for the hedge delay; may be null (no hedge).
+  reliability::LatencyTracker* latencies = nullptr;
+};
+
+class ReliableCaller {
+ public:
+  // Starts one attempt on `endpoint`: must begin the RPC with `ctx` and `response` and call
+  // `done` exactly once with its status.
+  template <typename Response>
+  using StartAttempt =
+      std::function<void(Endpoint& endpoint, grpc::ClientContext* ctx, Response* response,
+                         std::function<void(grpc::Status)> done)>;
+  // Receives the logical call's outcome: the winning attempt's response when ok().
+  template <typename Response>
+  using Done = std::function<void(absl::Status status, Response response)>;
+
+  ReliableCaller(std::vector<std::unique_ptr<Endpoint>> endpoints, ReliabilityOptions options,
+                 const Clock* clock);
+  ~ReliableCaller();
+
+  template <typename Response>
+  void Call(const CallSpec& spec, StartAttempt<Response> start, Done<Response> done);
+
+  // Runs `task` after `delay` on the caller's timer thread.
+  void After(absl::Duration delay, std::function<void()> task) {
+    timers_.Schedule(delay, std::move(task));
+  }
+
+  KvClientStats stats() const;
+  std::vector<std::unique_ptr<Endpoint>>& endpoints() { return endpoints_; }
+  const Clock* clock() const { return clock_; }
+
+ private:
+  template <typename Response>
+  class LogicalCall;
+
+  // Picks the endpoint of a new attempt, never `exclude` if another exists.
+  size_t PickEndpoint(std::optional<size_t> exclude);
+  absl::Duration BackoffDelay(int retry);
+  static bool Retryable(grpc::StatusCode code);
+  // How long the server asked us to wait (grpc-retry-pushback-ms), if it did.
+  static std::optional<absl::Duration> Pushback(const grpc::ClientContext& ctx);
+
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  const ReliabilityOptions options_;
+  const Clock* const clock_;
+  reliability::Backoff backoff_;
+  reliability::RetryBudget retry_budget_;
+  reliability::HedgeBudget hedge_budget_;
+  reliability::PauseDetector pause_detector_;
+  DelayQueue timers_;
+
+  absl::Mutex rng_mu_;
+  absl::BitGen rng_ ABSL_GUARDED_BY(rng_mu_);
+  std::atomic<size_t> round_robin_{0};
+
+  struct Counters {
+    std::atomic<int64_t> calls{0}, attempts{0}, hedges{0}, hedges_won{0}, retries{0},
+        retry_budget_refusals{0}, hedge_budget_refusals{0}, limiter_refusals{0}, deadline_graces{0};
+  };
+  mutable Counters counters_;
+};
+
+// ---- Implementation of the template parts ----
+
+template <typename Response>
+class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalCall<Response>> {
+ public:
+  LogicalCall(ReliableCaller* caller, const CallSpec& spec, StartAttempt<Response> start,
+              Done<Response> done)
+      : caller_(caller),
+        spec_(spec),
+        start_(std::move(start)),
+        done_(std::move(done)),
+        started_at_(caller->clock_->Now()),
+        deadline_(started_at_ + spec.timeout) {}
+
+  void Begin() {
+    caller_->counters_.calls++;
+    caller_->retry_budget_.OnRequest();
+    caller_->hedge_budget_.OnRequest();
+    auto self = this->shared_from_this();
+    std::function<void()> launch;
+    {
+      absl::MutexLock lock(&mu_);
+      deadline_timer_ = caller_->timers_.Schedule(spec_.timeout,
+                                                  [self] { self->OnDeadline(/*extended=*/false); });
+      launch = PrepareAttemptLocked(/*hedge=*/false, std::nullopt);
+      const std::optional<absl::Duration> delay = HedgeDelay();
+      if (launch != nullptr && delay.has_value()) {
+        hedge_timer_ = caller_->timers_.Schedule(*delay, [self] { self->OnHedgeTimer(); });
+      }
+    }
+    if (launch != nullptr) launch();
+    Deliver();
+  }
+
+ private:
+  struct Attempt {
+    grpc::ClientContext ctx;
+    Response response;
+    size_t endpoint = 0;
+    std::optional<reliability::ConcurrencyLimiter::Permit> permit;
+    absl::Time started;
+    bool hedge = false;
+    bool finished = false;
+  };
+
+  std::optional<absl::Duration> HedgeDelay() const {
+    if (!caller_->options_.hedging || spec_.latencies == nullptr ||
+        spec_.slo_target <= absl::ZeroDuration() || caller_->endpoints_.size() < 2) {
+      return std::nullopt;
+    }
+    const std::optional<absl::Duration> p95 = spec_.latencies->Quantile(0.95);
+    return p95.has_value() ? std::min(*p95, spec_.slo_target) : spec_.slo_target;
+  }
+
+  // Sets up an attempt and returns what starts its RPC, to be run after the lock is released
+  // (gRPC may complete a call inline). Null if no endpoint admits it; then, if nothing else
+  // is out, the call is finished with RESOURCE_EXHAUSTED.
+  std::function<void()> PrepareAttemptLocked(bool hedge, std::optional<size_t> exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto attempt = std::make_unique<Attempt>();
+    attempt->hedge = hedge;
+    attempt->endpoint = caller_->PickEndpoint(exclude);
+    {
+      attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire();
+      if (!attempt->permit.has_value() && caller_->endpoints_.size() > 1 && !hedge) {
+        // The chosen endpoint is full: one other chance before failing fast.
+        attempt->endpoint = caller_->PickEndpoint(attempt->endpoint);
+        attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire();
+      }
+      if (!attempt->permit.has_value()) {
+        caller_->counters_.limiter_refusals++;
+        if (outstanding_ == 0 && !hedge) {
+          FinishLocked(absl::ResourceExhaustedError(
+                           "client concurrency limit reached for every endpoint tried"),
+                       nullptr);
+        }
+        return nullptr;
+      }
+    }
+    Endpoint* endpoint = caller_->endpoints_[attempt->endpoint].get();
+    // gRPC's own deadline leaves room for the pause grace; our timer enforces the real one.
+    const absl::Duration grace = caller_->options_.gc_tolerant_timeouts
+                                     ? caller_->options_.max_pause_grace
+                                     : absl::ZeroDuration();
+    const absl::Duration left = deadline_ - caller_->clock_->Now();
+    attempt->ctx.set_deadline(absl::ToChronoTime(absl::Now() + left + grace));
+    attempt->started = caller_->clock_->Now();
+    endpoint->load->OnStart();
+    caller_->counters_.attempts++;
+    if (hedge) caller_->counters_.hedges++;
+    ++outstanding_;
+    Attempt* raw = attempt.get();
+    attempts_.push_back(std::move(attempt));
+    auto self = this->shared_from_this();
+    return [self, raw, endpoint] {
+      self->start_(*endpoint, &raw->ctx, &raw->response,
+                   [self, raw](grpc::Status status) { self->OnAttemptDone(raw, status); });
+    };
+  }
+
+  // Tells the endpoint's load estimate and limiter what the attempt says about them.
+  void Observe(Attempt& attempt, const grpc::Status& status) {
+    Endpoint& endpoint = *caller_->endpoints_[attempt.endpoint];
+    const absl::Duration elapsed = caller_->clock_->Now() - attempt.started;
+    const grpc::StatusCode code = status.error_code();
+    std::optional<reliability::ConcurrencyLimiter::Permit>& permit = attempt.permit;
+    if (code == grpc::StatusCode::CANCELLED && cancelled_by_us_.load()) {
+      endpoint.load->OnCancel(elapsed);
+      if (permit.has_value()) permit->OnIgnore();
+    } else if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::INTERNAL ||
+               code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+               code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      endpoint.load->OnFailure(elapsed);
+      if (permit.has_value()) permit->OnDropped();
+    } else {
+      endpoint.load->OnSuccess(elapsed);
+      if (permit.has_value()) permit->OnSuccess(elapsed);
+      if (status.ok() && spec_.latencies != nullptr) spec_.latencies->Record(elapsed);
+    }
+    if (attempt.hedge) caller_->hedge_budget_.Release();
+  }
+
+  void OnAttemptDone(Attempt* attempt, const grpc::Status& status) {
+    Observe(*attempt, status);
+    {
+      absl::MutexLock lock(&mu_);
+      attempt->finished = true;
+      --outstanding_;
+      if (finished_) return;
+      if (status.ok() || !Retryable(status.error_code())) {
+        if (status.ok() && attempt->hedge) caller_->counters_.hedges_won++;
+        FinishLocked(ToAbsl(status), &attempt->response);
+      } else {
+        last_error_ = status;
+        if (outstanding_ == 0) MaybeRetryLocked(*attempt);  // else another may still succeed
+      }
+    }
+    Deliver();
+  }
+
+  // Schedules a retry if retries are on, attempts and time remain, and the budget allows;
+  // else finishes with the last error.
+  void MaybeRetryLocked(const Attempt& failed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Duration delay = caller_->BackoffDelay(retries_);
+    if (const std::optional<absl::Duration> pushback = Pushback(failed.ctx)) {
+      delay = std::max(delay, *pushback);
+    }
+    if (!caller_->options_.retries || retries_ + 1 >= caller_->options_.max_attempts ||
+        caller_->clock_->Now() + delay >= deadline_) {
+      FinishLocked(ToAbsl(last_error_), nullptr);
+      return;
+    }
+    if (!caller_->retry_budget_.TryWithdraw()) {
+      caller_->counters_.retry_budget_refusals++;
+      FinishLocked(ToAbsl(last_error_), nullptr);
+      return;
+    }
+    ++retries_;
+    caller_->counters_.retries++;
+    last_endpoint_ = failed.endpoint;
+    auto self = this->shared_from_this();
+    caller_->timers_.Schedule(delay, [self] { self->OnRetryTimer(); });
+  }
+
+  void OnRetryTimer() {
+    std::function<void()> launch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      // A retry prefers another endpoint than the one that just failed.
+      launch = PrepareAttemptLocked(/*hedge=*/false, last_endpoint_);
+    }
+    if (launch != nullptr) launch();
+    Deliver();
+  }
+
+  void OnHedgeTimer() {
+    std::function<void()> launch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || outstanding_ == 0 || hedged_) return;
+      hedged_ = true;
+      if (!caller_->hedge_budget_.TryAcquire()) {
+        caller_->counters_.hedge_budget_refusals++;
+        return;
+      }
+      launch = PrepareAttemptLocked(/*hedge=*/true, attempts_.front()->endpoint);
+      if (launch == nullptr) caller_->hedge_budget_.Release();
+    }
+    if (launch != nullptr) launch();
+  }
+
+  void OnDeadline(bool extended) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (!extended && caller_->options_.gc_tolerant_timeouts) {
+        const absl::Duration grace = reliability::TimeoutGrace(
+            caller_->pause_detector_.PausedDuring(started_at_, caller_->clock_->Now()),
+            caller_->options_.max_pause_grace);
+        if (grace > absl::ZeroDuration()) {
+          // This process was paused: the answer may be in a socket buffer. Give it a moment.
+          caller_->counters_.deadline_graces++;
+          auto self = this->shared_from_this();
+          deadline_timer_ =
+              caller_->timers_.Schedule(grace, [self] { self->OnDeadline(/*extended=*/true); });
+          return;
+        }
+      }
+      std::string message = absl::StrCat("no answer within ", absl::FormatDuration(spec_.timeout));
+      if (!last_error_.ok())
+        absl::StrAppend(&message, "; last error: ", last_error_.error_message());
+      deadline_timer_.reset();  // it is what is running
+      FinishLocked(absl::DeadlineExceededError(message), nullptr);
+    }
+    Deliver();
+  }
+
+  // Marks the call finished with its outcome, cancels attempts still out and timers still
+  // pending. Deliver() hands the outcome over once the lock is released.
+  void FinishLocked(absl::Status status, Response* response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    finished_ = true;
+    cancelled_by_us_ = true;
+    status_ = std::move(status);
+    if (response != nullptr) response_ = std::move(*response);
+    for (const auto& attempt : attempts_) {
+      if (!attempt->finished) attempt->ctx.TryCancel();
+    }
+    if (deadline_timer_.has_value()) caller_->timers_.Cancel(*deadline_timer_);
+    if (hedge_timer_.has_value()) caller_->timers_.Cancel(*hedge_timer_);
+  }
+
+  // Runs done_ once, outside the lock, after the call finished.
+  void Deliver() {
+    Done<Response> done;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!finished_ || delivered_) return;
+      delivered_ = true;
+      done = std::move(done_);
+    }
+    done(status_, std::move(response_));
+  }
+
+  static absl::Status ToAbsl(const grpc::Status& status) {
+    if (status.ok()) return absl::OkStatus();
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+
+  ReliableCaller* const caller_;
+  const CallSpec spec_;
+  const StartAttempt<Response> start_;
+  Done<Response> done_;
+  const absl::Time started_at_;
+  const absl::Time deadline_;
+  std::atomic<bool> cancelled_by_us_{false};
+
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Attempt>> attempts_ ABSL_GUARDED_BY(mu_);
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  int retries_ ABSL_GUARDED_BY(mu_) = 0;
+  bool hedged_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool delivered_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<size_t> last_endpoint_ ABSL_GUARDED_BY(mu_);
+  grpc::Status last_error_ ABSL_GUARDED_BY(mu_);
+  std::optional<DelayQueue::Handle> deadline_timer_ ABSL_GUARDED_BY(mu_);
+  std::optional<DelayQueue::Handle> hedge_timer_ ABSL_GUARDED_BY(mu_);
+  // The outcome, set once by FinishLocked and read once by Deliver.
+  absl::Status status_;
+  Response response_;
+};
+
+template <typename Response>
+void ReliableCaller::Call(const CallSpec& spec, StartAttempt<Response> start, Done<Response> done) {
+  auto call =
+      std::make_shared<LogicalCall<Response>>(this, spec, std::move(start), std::move(done));
+  call->Begin();
+}
+
+}  // namespace stategate::client
