@@ -57,6 +57,9 @@ struct ReliabilityOptions {
   // answer already on its way gets up to max_pause_grace more.
   bool gc_tolerant_timeouts = true;
   absl::Duration max_pause_grace = absl::Seconds(1);
+  // An attempt still out after the namespace's SLO max (from Handshake) is cancelled and,
+  // with retries on, retried elsewhere; off = an attempt may use the whole call timeout.
+  bool signalled_timeouts = true;
 
   // Every mechanism off: one attempt, fixed timeout (the "naive" client of the bench).
   static ReliabilityOptions Naive() {
@@ -66,6 +69,7 @@ struct ReliabilityOptions {
     o.limiter = "none";
     o.load_balancing = false;
     o.gc_tolerant_timeouts = false;
+    o.signalled_timeouts = false;
     return o;
   }
 };

@@ -260,7 +260,10 @@ class GrpcKvClient final : public KvClient {
       auto it = settings_.find(AsAbsl(ns));
       // The namespace says whether hedging suits it; no SLO target, no hedge.
       if (it != settings_.end() && it->second.hedging) {
-        spec.slo_target = SloTarget(it->second, pattern);
+        spec.slo_target = SloOf(it->second, pattern).target;
+      }
+      if (it != settings_.end() && options_.reliability.signalled_timeouts) {
+        spec.attempt_timeout = SloOf(it->second, pattern).max;
       }
       spec.latencies = &Latencies(ns, pattern);
     }
@@ -294,16 +297,16 @@ class GrpcKvClient final : public KvClient {
                : AccessPattern::kRangeRead;
   }
 
-  static absl::Duration SloTarget(const NamespaceSettings& settings, AccessPattern pattern) {
+  static LatencySlo SloOf(const NamespaceSettings& settings, AccessPattern pattern) {
     switch (pattern) {
       case AccessPattern::kPointRead:
-        return settings.point_read_slo.target;
+        return settings.point_read_slo;
       case AccessPattern::kRangeRead:
-        return settings.range_read_slo.target;
+        return settings.range_read_slo;
       case AccessPattern::kWrite:
-        return settings.write_slo.target;
+        return settings.write_slo;
     }
-    return absl::ZeroDuration();
+    return LatencySlo{};
   }
 
   // The latency history of a namespace × access pattern; lives as long as the client.

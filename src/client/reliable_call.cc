@@ -33,7 +33,13 @@ ReliableCaller::ReliableCaller(std::vector<std::unique_ptr<Endpoint>> endpoints,
 }
 
 ReliableCaller::~ReliableCaller() {
+  // No new attempts; pending timers run now (finishing their calls); then every RPC's
+  // callback must have run before the endpoints and counters go away.
+  shutting_down_ = true;
   timers_.Stop();
+  absl::MutexLock lock(&rpcs_mu_);
+  rpcs_mu_.Await(absl::Condition(
+      +[](int* in_flight) { return *in_flight == 0; }, &rpcs_in_flight_));
   pause_detector_.Stop();
 }
 

@@ -60,6 +60,9 @@ enum class AccessPattern { kPointRead, kRangeRead, kWrite };
 struct CallSpec {
   AccessPattern pattern = AccessPattern::kPointRead;
   absl::Duration timeout = absl::Seconds(5);  // for the whole logical call, retries included
+  // For one attempt (the namespace's SLO max): an attempt still out after it is cancelled
+  // and retried elsewhere. Zero = attempts run until `timeout`.
+  absl::Duration attempt_timeout = absl::ZeroDuration();
   // The namespace's SLO target for the pattern (bounds the hedge delay); zero = no hedge.
   absl::Duration slo_target = absl::ZeroDuration();
   // Latencies of this namespace × pattern, for the hedge delay; may be null (no hedge).
@@ -91,6 +94,16 @@ class ReliableCaller {
   }
 
   KvClientStats stats() const;
+
+  // Counts RPCs in flight, so that destruction waits for their callbacks.
+  void RpcStarted() {
+    absl::MutexLock lock(&rpcs_mu_);
+    ++rpcs_in_flight_;
+  }
+  void RpcFinished() {
+    absl::MutexLock lock(&rpcs_mu_);
+    --rpcs_in_flight_;
+  }
   std::vector<std::unique_ptr<Endpoint>>& endpoints() { return endpoints_; }
   const Clock* clock() const { return clock_; }
 
@@ -123,6 +136,10 @@ class ReliableCaller {
         retry_budget_refusals{0}, hedge_budget_refusals{0}, limiter_refusals{0}, deadline_graces{0};
   };
   mutable Counters counters_;
+
+  std::atomic<bool> shutting_down_{false};
+  absl::Mutex rpcs_mu_;
+  int rpcs_in_flight_ ABSL_GUARDED_BY(rpcs_mu_) = 0;
 };
 
 // ---- Implementation of the template parts ----
@@ -168,6 +185,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     absl::Time started;
     bool hedge = false;
     bool finished = false;
+    bool timed_out = false;  // cancelled by us after attempt_timeout
+    std::optional<DelayQueue::Handle> timer;
   };
 
   std::optional<absl::Duration> HedgeDelay() const {
@@ -184,6 +203,11 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   // is out, the call is finished with RESOURCE_EXHAUSTED.
   std::function<void()> PrepareAttemptLocked(bool hedge, std::optional<size_t> exclude)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (caller_->shutting_down_.load()) {
+      if (outstanding_ == 0)
+        FinishLocked(absl::CancelledError("the client is shutting down"), nullptr);
+      return nullptr;
+    }
     auto attempt = std::make_unique<Attempt>();
     attempt->hedge = hedge;
     attempt->endpoint = caller_->PickEndpoint(exclude);
@@ -219,9 +243,16 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     Attempt* raw = attempt.get();
     attempts_.push_back(std::move(attempt));
     auto self = this->shared_from_this();
+    if (spec_.attempt_timeout > absl::ZeroDuration() && spec_.attempt_timeout < left) {
+      raw->timer = caller_->timers_.Schedule(spec_.attempt_timeout,
+                                             [self, raw] { self->OnAttemptTimer(raw, false); });
+    }
+    caller_->RpcStarted();
     return [self, raw, endpoint] {
-      self->start_(*endpoint, &raw->ctx, &raw->response,
-                   [self, raw](grpc::Status status) { self->OnAttemptDone(raw, status); });
+      self->start_(*endpoint, &raw->ctx, &raw->response, [self, raw](grpc::Status status) {
+        self->OnAttemptDone(raw, status);
+        self->caller_->RpcFinished();
+      });
     };
   }
 
@@ -231,7 +262,10 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     const absl::Duration elapsed = caller_->clock_->Now() - attempt.started;
     const grpc::StatusCode code = status.error_code();
     std::optional<reliability::ConcurrencyLimiter::Permit>& permit = attempt.permit;
-    if (code == grpc::StatusCode::CANCELLED && cancelled_by_us_.load()) {
+    if (attempt.timed_out) {
+      endpoint.load->OnFailure(elapsed);
+      if (permit.has_value()) permit->OnDropped();
+    } else if (code == grpc::StatusCode::CANCELLED && cancelled_by_us_.load()) {
       endpoint.load->OnCancel(elapsed);
       if (permit.has_value()) permit->OnIgnore();
     } else if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::INTERNAL ||
@@ -253,12 +287,17 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       absl::MutexLock lock(&mu_);
       attempt->finished = true;
       --outstanding_;
+      if (attempt->timer.has_value()) caller_->timers_.Cancel(*attempt->timer);
       if (finished_) return;
-      if (status.ok() || !Retryable(status.error_code())) {
+      if (!attempt->timed_out && (status.ok() || !Retryable(status.error_code()))) {
         if (status.ok() && attempt->hedge) caller_->counters_.hedges_won++;
         FinishLocked(ToAbsl(status), &attempt->response);
       } else {
-        last_error_ = status;
+        last_error_ = attempt->timed_out
+                          ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                         absl::StrCat("attempt timed out after ",
+                                                      absl::FormatDuration(spec_.attempt_timeout)))
+                          : status;
         if (outstanding_ == 0) MaybeRetryLocked(*attempt);  // else another may still succeed
       }
     }
@@ -299,6 +338,27 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     }
     if (launch != nullptr) launch();
     Deliver();
+  }
+
+  // An attempt out longer than attempt_timeout is cancelled; its callback then retries.
+  void OnAttemptTimer(Attempt* attempt, bool extended) {
+    absl::MutexLock lock(&mu_);
+    attempt->timer.reset();  // it is what is running
+    if (finished_ || attempt->finished) return;
+    if (!extended && caller_->options_.gc_tolerant_timeouts) {
+      const absl::Duration grace = reliability::TimeoutGrace(
+          caller_->pause_detector_.PausedDuring(attempt->started, caller_->clock_->Now()),
+          caller_->options_.max_pause_grace);
+      if (grace > absl::ZeroDuration()) {
+        caller_->counters_.deadline_graces++;
+        auto self = this->shared_from_this();
+        attempt->timer = caller_->timers_.Schedule(
+            grace, [self, attempt] { self->OnAttemptTimer(attempt, true); });
+        return;
+      }
+    }
+    attempt->timed_out = true;
+    attempt->ctx.TryCancel();
   }
 
   void OnHedgeTimer() {
@@ -351,7 +411,9 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     status_ = std::move(status);
     if (response != nullptr) response_ = std::move(*response);
     for (const auto& attempt : attempts_) {
-      if (!attempt->finished) attempt->ctx.TryCancel();
+      if (attempt->finished) continue;
+      attempt->ctx.TryCancel();
+      if (attempt->timer.has_value()) caller_->timers_.Cancel(*attempt->timer);
     }
     if (deadline_timer_.has_value()) caller_->timers_.Cancel(*deadline_timer_);
     if (hedge_timer_.has_value()) caller_->timers_.Cancel(*hedge_timer_);
