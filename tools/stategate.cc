@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "YAML config (see config/stategate.example.yaml)");
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (default 127.0.0.1:7700)");
   app.add_option("--data-dir", data_dir, "RocksDB directory (default ./stategate-data)");
+  bool fault_injection = false;
+  app.add_flag("--fault-injection", fault_injection,
+               "Allow injected latency, errors and pauses (config faults, Admin service); "
+               "for tests only");
   CLI11_PARSE(app, argc, argv);
 
   stategate::server::GatewayOptions options;
@@ -32,6 +36,7 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) options.config.listen = listen;
   if (!data_dir.empty()) options.config.data_dir = data_dir;
+  options.fault_injection = fault_injection;
 
   absl::StatusOr<std::unique_ptr<stategate::server::Gateway>> gateway =
       stategate::server::Gateway::Start(std::move(options));

@@ -1,6 +1,7 @@
 #include "src/server/config.h"
 
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -85,8 +86,49 @@ absl::Status ParseSlo(Fields& parent, const std::string& key, Slo& slo) {
   return fields.CheckNoUnknown();
 }
 
-absl::StatusOr<NamespaceConfig> ParseNamespace(const YAML::Node& node, const std::string& path) {
+absl::Status ParseAppliesToField(Fields& fields, AppliesTo& out) {
+  std::string text;
+  SG_RETURN_IF_ERROR(fields.Read("applies_to", text));
+  SG_ASSIGN_OR_RETURN(out, ParseAppliesTo(text, fields.Path("applies_to")));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FaultSpec> ParseFaults(Fields& parent) {
+  FaultSpec spec;
+  Fields faults(parent.Get("faults"), parent.Path("faults"));
+  SG_RETURN_IF_ERROR(faults.CheckMap());
+
+  Fields latency(faults.Get("latency"), faults.Path("latency"));
+  SG_RETURN_IF_ERROR(latency.CheckMap());
+  SG_RETURN_IF_ERROR(latency.ReadDuration("delay", spec.latency.delay));
+  SG_RETURN_IF_ERROR(latency.Read("share", spec.latency.share));
+  SG_RETURN_IF_ERROR(ParseAppliesToField(latency, spec.latency.applies_to));
+  SG_RETURN_IF_ERROR(latency.CheckNoUnknown());
+
+  Fields error(faults.Get("error"), faults.Path("error"));
+  SG_RETURN_IF_ERROR(error.CheckMap());
+  SG_RETURN_IF_ERROR(error.Read("rate", spec.error.rate));
+  std::string code;
+  SG_RETURN_IF_ERROR(error.Read("code", code));
+  if (!code.empty()) {
+    SG_ASSIGN_OR_RETURN(spec.error.code, ParseErrorCode(code, error.Path("code")));
+  }
+  SG_RETURN_IF_ERROR(ParseAppliesToField(error, spec.error.applies_to));
+  SG_RETURN_IF_ERROR(error.ReadDuration("pushback", spec.error.pushback));
+  SG_RETURN_IF_ERROR(error.CheckNoUnknown());
+
+  SG_RETURN_IF_ERROR(faults.CheckNoUnknown());
+  return spec;
+}
+
+struct ParsedNamespace {
   NamespaceConfig ns;
+  std::optional<FaultSpec> faults;  // set when the namespace has a `faults:` field
+};
+
+absl::StatusOr<ParsedNamespace> ParseNamespace(const YAML::Node& node, const std::string& path) {
+  ParsedNamespace parsed;
+  NamespaceConfig& ns = parsed.ns;
   Fields fields(node, path);
   SG_RETURN_IF_ERROR(fields.CheckMap());
   SG_RETURN_IF_ERROR(fields.Read("name", ns.name));
@@ -133,8 +175,12 @@ absl::StatusOr<NamespaceConfig> ParseNamespace(const YAML::Node& node, const std
   SG_RETURN_IF_ERROR(client.Read("near_cache", ns.client.near_cache));
   SG_RETURN_IF_ERROR(client.CheckNoUnknown());
 
+  if (fields.Get("faults")) {
+    SG_ASSIGN_OR_RETURN(parsed.faults, ParseFaults(fields));
+  }
+
   SG_RETURN_IF_ERROR(fields.CheckNoUnknown());
-  return ns;
+  return parsed;
 }
 
 absl::Status Positive(const std::string& field, int64_t value) {
@@ -225,6 +271,13 @@ absl::Status ValidateConfig(const ServerConfig& config) {
       return absl::InvalidArgumentError(absl::StrCat("namespace ", ns.name, " is declared twice"));
     }
   }
+  for (const auto& [name, spec] : config.faults) {
+    if (!names.contains(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("faults are set for namespace '", name, "', which is not declared"));
+    }
+    SG_RETURN_IF_ERROR(ValidateFaultSpec(spec, absl::StrCat("namespace ", name, ": faults")));
+  }
   return absl::OkStatus();
 }
 
@@ -253,9 +306,10 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml) {
     }
     for (size_t i = 0; i < namespaces.size(); ++i) {
       SG_ASSIGN_OR_RETURN(
-          NamespaceConfig ns,
+          ParsedNamespace parsed,
           ParseNamespace(namespaces[i], absl::StrCat("config.namespaces[", i, "]")));
-      config.namespaces.push_back(std::move(ns));
+      if (parsed.faults.has_value()) config.faults[parsed.ns.name] = *parsed.faults;
+      config.namespaces.push_back(std::move(parsed.ns));
     }
   }
   SG_RETURN_IF_ERROR(fields.CheckNoUnknown());

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "src/common/namespace_config.h"
+#include "src/server/faults.h"
 
 namespace stategate::server {
 
@@ -29,6 +30,9 @@ struct ServerConfig {
   // Secret for page tokens; give every gateway of a fleet the same one. Empty = random.
   std::string page_token_secret;
   std::vector<NamespaceConfig> namespaces;
+  // Faults to inject, by namespace (each namespace's `faults:`). A gateway refuses to start
+  // with any unless started with --fault-injection; a reload replaces them all.
+  std::map<std::string, FaultSpec> faults;
 };
 
 // The configuration used without a config file: one namespace "default" on RocksDB with

@@ -66,6 +66,53 @@ TEST(ConfigTest, ExampleConfigInTheRepositoryIsValid) {
   EXPECT_TRUE(config.ok()) << config.status();
 }
 
+TEST(ConfigTest, ParsesFaultsPerNamespace) {
+  auto config = ParseConfig(R"(
+namespaces:
+  - name: plain
+  - name: flaky
+    faults:
+      latency: {delay: 50ms, share: 0.1, applies_to: reads}
+      error: {rate: 0.05, code: resource_exhausted, applies_to: writes, pushback: 250ms}
+  - name: declared_empty
+    faults: {}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->faults.size(), 2u);
+  EXPECT_FALSE(config->faults.contains("plain"));
+  const FaultSpec& spec = config->faults.at("flaky");
+  EXPECT_EQ(spec.latency.delay, absl::Milliseconds(50));
+  EXPECT_EQ(spec.latency.share, 0.1);
+  EXPECT_EQ(spec.latency.applies_to, AppliesTo::kReads);
+  EXPECT_EQ(spec.error.rate, 0.05);
+  EXPECT_EQ(spec.error.code, absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(spec.error.applies_to, AppliesTo::kWrites);
+  EXPECT_EQ(spec.error.pushback, absl::Milliseconds(250));
+  // Declared, even if it injects nothing: a server without --fault-injection refuses it.
+  EXPECT_EQ(config->faults.at("declared_empty"), FaultSpec());
+}
+
+TEST(ConfigTest, ExampleFaultsDocumentEveryFieldAndParse) {
+  // The example config documents faults in comments (it must start without the flag);
+  // uncommented, the block parses.
+  std::ifstream in(std::string(STATEGATE_SOURCE_DIR) + "/config/stategate.example.yaml");
+  std::string yaml, line;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("# faults:");
+    if (at != std::string::npos || (!yaml.empty() && line.find("    #   ") == 0)) {
+      if (at != std::string::npos) {
+        line = "    faults:";
+      } else {
+        line = "    " + line.substr(6);
+      }
+    }
+    yaml += line + "\n";
+  }
+  auto config = ParseConfig(yaml);
+  ASSERT_TRUE(config.ok()) << config.status() << "\n" << yaml;
+  EXPECT_EQ(config->faults.size(), 1u);
+}
+
 TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
   struct Case {
     const char* yaml;
@@ -86,6 +133,20 @@ TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
       {"max_clock_skew: 2h", "tombstone_grace must be >= max_clock_skew"},
       {"namespaces: {name: a}", "must be a list"},
       {"[unclosed", "not valid YAML"},
+      {"namespaces: [{name: a, faults: {latency: {delay: 1s, jitter: 2}}}]",
+       "config.namespaces[0].faults.latency.jitter is not a known field"},
+      {"namespaces: [{name: a, faults: {slow: {}}}]", "faults.slow is not a known field"},
+      {"namespaces: [{name: a, faults: {latency: {share: 1.5}}}]",
+       "namespace a: faults.latency.share is 1.5; must be in [0, 1]"},
+      {"namespaces: [{name: a, faults: {latency: {delay: 2m}}}]",
+       "namespace a: faults.latency.delay is 2m; must be in [0, 1m]"},
+      {"namespaces: [{name: a, faults: {error: {rate: 3}}}]", "faults.error.rate is 3"},
+      {"namespaces: [{name: a, faults: {error: {code: SLOW}}}]",
+       "faults.error.code: 'SLOW' is not a gRPC status code other than OK"},
+      {"namespaces: [{name: a, faults: {error: {applies_to: scans}}}]",
+       "faults.error.applies_to: 'scans' is not all, reads or writes"},
+      {"namespaces: [{name: a, faults: {error: {pushback: soon}}}]", "not a duration"},
+      {"namespaces: [{name: a, faults: [1]}]", "faults must be a map"},
   };
   for (const Case& c : cases) {
     auto config = ParseConfig(c.yaml);

@@ -9,11 +9,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "src/common/delay_queue.h"
 #include "src/common/grpc_status.h"
 #include "src/common/status_macros.h"
 #include "src/common/worker_pool.h"
 #include "src/kv/kv_store.h"
+#include "src/server/admin_service.h"
+#include "src/server/faults.h"
 #include "src/server/namespaces.h"
+#include "src/server/pushback.h"
 #include "src/storage/rocksdb/rocksdb_engine.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
@@ -21,51 +25,61 @@
 namespace stategate::server {
 namespace {
 
-constexpr char kConfigVersionKey[] = "stategate-config-version";
 // Requests above every namespace's own limit are refused by gRPC itself; our per-namespace
 // check (which names the limit) sees everything up to this.
 constexpr int kMaxReceiveBytes = 80 << 20;
+// How long calls that arrive during the last moments of a drain may still take.
+constexpr absl::Duration kShutdownGrace = absl::Milliseconds(200);
 
-// Runs each KeyValue call on the worker pool against the namespace set current at arrival.
+// Runs each KeyValue call on the worker pool against the namespace set current at arrival,
+// after the faults drawn for it (when fault injection is on): a delay waits on the delay
+// queue, not on a worker; an injected error finishes the call without running it.
 class KvService final : public v1::KeyValue::CallbackService {
  public:
-  KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, Clock* clock)
-      : store_(store), namespaces_(namespaces), pool_(pool), clock_(clock) {}
+  // `faults` and `delays` are null without fault injection.
+  KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, Clock* clock,
+            FaultInjector* faults, DelayQueue* delays)
+      : store_(store),
+        namespaces_(namespaces),
+        pool_(pool),
+        clock_(clock),
+        faults_(faults),
+        delays_(delays) {}
 
   grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx,
                                      const v1::PutItemsRequest* req,
                                      v1::PutItemsResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::PutItems);
+    return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite);
   }
   grpc::ServerUnaryReactor* GetItems(grpc::CallbackServerContext* ctx,
                                      const v1::GetItemsRequest* req,
                                      v1::GetItemsResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::GetItems);
+    return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead);
   }
   grpc::ServerUnaryReactor* DeleteItems(grpc::CallbackServerContext* ctx,
                                         const v1::DeleteItemsRequest* req,
                                         v1::DeleteItemsResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::DeleteItems);
+    return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite);
   }
   grpc::ServerUnaryReactor* MutateItems(grpc::CallbackServerContext* ctx,
                                         const v1::MutateItemsRequest* req,
                                         v1::MutateItemsResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::MutateItems);
+    return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite);
   }
   grpc::ServerUnaryReactor* ScanItems(grpc::CallbackServerContext* ctx,
                                       const v1::ScanItemsRequest* req,
                                       v1::ScanItemsResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::ScanItems);
+    return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead);
   }
   grpc::ServerUnaryReactor* PutChunk(grpc::CallbackServerContext* ctx,
                                      const v1::PutChunkRequest* req,
                                      v1::PutChunkResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::PutChunk);
+    return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite);
   }
   grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx,
                                      const v1::GetChunkRequest* req,
                                      v1::GetChunkResponse* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::GetChunk);
+    return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead);
   }
 
  private:
@@ -74,17 +88,66 @@ class KvService final : public v1::KeyValue::CallbackService {
 
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Request* request,
-                                  Response* response, Method<Request, Response> method) {
+                                  Response* response, Method<Request, Response> method,
+                                  Access access) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    pool_->Submit([=, this] {
-      std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
-      ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
-      absl::Status status = Run(*set, ctx, *request, *response, method);
-      reactor->Finish(ToGrpcStatus(status));
-    });
+    CallStarted();
+    auto submit = [=, this] {
+      pool_->Submit([=, this] {
+        std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
+        ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
+        absl::Status status = Run(*set, ctx, *request, *response, method);
+        reactor->Finish(ToGrpcStatus(status));
+        CallFinished();
+      });
+    };
+    if (faults_ == nullptr) {
+      submit();
+      return reactor;
+    }
+    FaultDecision decision = faults_->Decide(request->namespace_(), access);
+    std::function<void()> next = submit;
+    if (decision.error.has_value()) {
+      next = [this, ctx, reactor, decision] { FinishInjected(ctx, reactor, decision); };
+    }
+    if (decision.delay > absl::ZeroDuration()) {
+      delays_->Schedule(decision.delay, std::move(next));
+    } else {
+      next();
+    }
     return reactor;
   }
 
+  // Finishes a call with its injected error, as a real one would be finished.
+  void FinishInjected(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                      const FaultDecision& decision) {
+    ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(namespaces_->Current()->version));
+    if (decision.error->code() == absl::StatusCode::kResourceExhausted) {
+      SetRetryPushback(*ctx, decision.retry_pushback);
+    }
+    reactor->Finish(ToGrpcStatus(*decision.error));
+    CallFinished();
+  }
+
+  void CallStarted() {
+    absl::MutexLock lock(&calls_mu_);
+    ++calls_in_flight_;
+  }
+  void CallFinished() {
+    absl::MutexLock lock(&calls_mu_);
+    --calls_in_flight_;
+  }
+
+ public:
+  // Waits until no call is in flight, or `timeout`; false on timeout.
+  bool WaitIdle(absl::Duration timeout) {
+    absl::MutexLock lock(&calls_mu_);
+    return calls_mu_.AwaitWithTimeout(absl::Condition(
+                                          +[](int* n) { return *n == 0; }, &calls_in_flight_),
+                                      timeout);
+  }
+
+ private:
   template <typename Request, typename Response>
   absl::Status Run(const NamespaceSet& set, grpc::CallbackServerContext* ctx,
                    const Request& request, Response& response, Method<Request, Response> method) {
@@ -107,6 +170,10 @@ class KvService final : public v1::KeyValue::CallbackService {
   Namespaces* const namespaces_;
   WorkerPool* const pool_;
   [[maybe_unused]] Clock* const clock_;
+  FaultInjector* const faults_;
+  DelayQueue* const delays_;
+  absl::Mutex calls_mu_;
+  int calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;
 };
 
 // Handshake is answered on the gRPC thread: it only copies an immutable snapshot.
@@ -159,6 +226,7 @@ class GatewayImpl final : public Gateway {
   absl::Status Start() {
     const ServerConfig& config = options_.config;
     SG_RETURN_IF_ERROR(ValidateConfig(config));
+    SG_RETURN_IF_ERROR(CheckFaultsAllowed(config));
     storage::RocksDbOptions engine_options;
     engine_options.path = config.data_dir;
     engine_options.clock = options_.clock;
@@ -176,9 +244,19 @@ class GatewayImpl final : public Gateway {
         std::make_unique<Namespaces>(MakeNamespaceSet(config.namespaces, config.max_clock_skew));
 
     pool_ = std::make_unique<WorkerPool>(config.worker_threads);
-    kv_service_ =
-        std::make_unique<KvService>(store_.get(), namespaces_.get(), pool_.get(), options_.clock);
+    if (options_.fault_injection) {
+      faults_ = std::make_unique<FaultInjector>();
+      faults_->ReplaceAll(config.faults);
+      delays_ = std::make_unique<DelayQueue>();
+      spdlog::warn("fault injection is ON (--fault-injection): never run this in production");
+      for (const auto& [name, spec] : config.faults) {
+        spdlog::warn("fault injection: namespace {}: {}", name, DescribeFaults(spec));
+      }
+    }
+    kv_service_ = std::make_unique<KvService>(store_.get(), namespaces_.get(), pool_.get(),
+                                              options_.clock, faults_.get(), delays_.get());
     control_service_ = std::make_unique<ControlService>(namespaces_.get(), options_.clock);
+    admin_service_ = std::make_unique<AdminService>(faults_.get(), namespaces_.get(), pool_.get());
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -188,6 +266,7 @@ class GatewayImpl final : public Gateway {
     builder.SetMaxSendMessageSize(-1);
     builder.RegisterService(kv_service_.get());
     builder.RegisterService(control_service_.get());
+    builder.RegisterService(admin_service_.get());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
@@ -206,6 +285,7 @@ class GatewayImpl final : public Gateway {
       return absl::FailedPreconditionError("started without --config: nothing to reload");
     }
     SG_ASSIGN_OR_RETURN(ServerConfig next, LoadConfigFile(options_.config_path));
+    SG_RETURN_IF_ERROR(CheckFaultsAllowed(next));
     if (next.data_dir != options_.config.data_dir || next.listen != options_.config.listen) {
       spdlog::warn("reload: listen and data_dir changes take effect only on restart");
     }
@@ -213,6 +293,13 @@ class GatewayImpl final : public Gateway {
       SG_RETURN_IF_ERROR(store_->Prepare(ns));
     }
     namespaces_->Replace(MakeNamespaceSet(next.namespaces, options_.config.max_clock_skew));
+    if (faults_ != nullptr) {
+      // The file is the truth after a reload: faults set at run time are replaced too.
+      faults_->ReplaceAll(next.faults);
+      for (const auto& [name, spec] : next.faults) {
+        spdlog::warn("fault injection: namespace {}: {}", name, DescribeFaults(spec));
+      }
+    }
     spdlog::info("reloaded {} namespaces, config version {}", next.namespaces.size(),
                  namespaces_->Current()->version);
     return absl::OkStatus();
@@ -222,13 +309,22 @@ class GatewayImpl final : public Gateway {
     if (draining_.exchange(true)) return;
     spdlog::info("draining: health NOT_SERVING, waiting up to {} for in-flight calls",
                  absl::FormatDuration(options_.config.drain_timeout));
+    // Delayed calls go on at once: a drain does not wait out injected latency.
+    if (delays_ != nullptr) delays_->Stop();
     if (server_ != nullptr) {
       server_->GetHealthCheckService()->SetServingStatus(false);
-      server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.config.drain_timeout));
+      // Let the calls in flight finish, then stop at once: gRPC's own Shutdown(deadline)
+      // would also wait out the deadline for clients that merely keep a connection open.
+      if (!kv_service_->WaitIdle(options_.config.drain_timeout)) {
+        spdlog::warn("drain: calls still in flight after {}; cancelling them",
+                     absl::FormatDuration(options_.config.drain_timeout));
+      }
+      server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownGrace));
     }
     stop_gc_.Notify();
     if (gc_thread_.joinable()) gc_thread_.join();
-    pool_.reset();  // runs what was queued, then joins
+    delays_.reset();  // empty: Stop ran everything, and no call arrives after Shutdown
+    pool_.reset();    // runs what was queued, then joins
     server_.reset();
     store_.reset();
     engine_.reset();  // closes the database last
@@ -239,6 +335,15 @@ class GatewayImpl final : public Gateway {
   void Wait() override { drained_.WaitForNotification(); }
 
  private:
+  absl::Status CheckFaultsAllowed(const ServerConfig& config) const {
+    if (!options_.fault_injection && !config.faults.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the config sets faults (namespace '", config.faults.begin()->first,
+          "') but the server was not started with --fault-injection; remove them or add the flag"));
+    }
+    return absl::OkStatus();
+  }
+
   void CollectChunksUntilStopped() {
     while (!stop_gc_.WaitForNotificationWithTimeout(options_.config.chunk_gc_interval)) {
       std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
@@ -258,8 +363,11 @@ class GatewayImpl final : public Gateway {
   std::unique_ptr<kv::KvStore> store_;
   std::unique_ptr<Namespaces> namespaces_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<FaultInjector> faults_;  // null without fault injection
+  std::unique_ptr<DelayQueue> delays_;     // null without fault injection
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ControlService> control_service_;
+  std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::thread gc_thread_;

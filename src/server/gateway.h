@@ -1,4 +1,4 @@
-// Gateway: the stategate server — gRPC services (KeyValue, Control, health, reflection)
+// Gateway: the stategate server — gRPC services (KeyValue, Control, Admin, health, reflection)
 // over one storage engine, with live namespace reloads and a draining shutdown. Started in
 // order by Start and stopped in reverse by Drain / the destructor. Thread-safe.
 #pragma once
@@ -17,6 +17,9 @@ struct GatewayOptions {
   // Where Reload reads namespaces from; empty = the config above never changes.
   std::string config_path;
   Clock* clock = Clock::Real();
+  // Serve fault injection (the Admin service, config faults). Without it a config with
+  // faults is refused and Admin calls are FAILED_PRECONDITION. Default: off.
+  bool fault_injection = false;
 };
 
 class Gateway {

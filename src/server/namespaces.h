@@ -13,6 +13,9 @@
 
 namespace stategate::server {
 
+// The trailing metadata key every response of every service carries the version in.
+inline constexpr char kConfigVersionKey[] = "stategate-config-version";
+
 // One immutable version of the namespace set.
 struct NamespaceSet {
   std::map<std::string, NamespaceConfig> by_name;
