@@ -39,9 +39,10 @@ struct ReliabilityOptions {
   // Hedges at most this share of requests, and at most max_hedges_in_flight at once.
   double hedge_share = 0.05;
   int max_hedges_in_flight = 10;
-  // Retries of UNAVAILABLE, RESOURCE_EXHAUSTED and ABORTED with the same idempotency token,
-  // exponential backoff with full jitter (base, cap), pushback honoured, within a budget of
-  // retry_share of requests plus min_retries_per_second.
+  // Retries of UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED and a server's CANCELLED (a draining
+  // gateway) with the same idempotency token, exponential backoff with full jitter (base,
+  // cap), pushback honoured, within a budget of retry_share of requests plus
+  // min_retries_per_second.
   bool retries = true;
   int max_attempts = 4;
   absl::Duration backoff_base = absl::Milliseconds(25);
@@ -167,6 +168,19 @@ class KvClient {
   // page. A visitor that returns non-OK stops the scan, and Scan returns its status.
   using RecordVisitor = std::function<absl::Status(const Record&)>;
   [[nodiscard]] virtual absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) = 0;
+
+  // Asynchronous forms. They return at once; `done` runs exactly once, on a client or gRPC
+  // thread, and must not block. Thousands may be in flight from one thread. A value that
+  // travels in chunks is moved by a client thread, in order, while the caller goes on.
+  using StatusCallback = std::function<void(absl::Status)>;
+  using ValueCallback = std::function<void(absl::StatusOr<std::string>)>;
+  virtual void PutAsync(std::string_view ns, std::string_view id, std::string_view key,
+                        std::string value, StatusCallback done,
+                        absl::Duration ttl = absl::ZeroDuration()) = 0;
+  virtual void GetAsync(std::string_view ns, std::string_view id, std::string_view key,
+                        ValueCallback done) = 0;
+  virtual void DeleteAsync(std::string_view ns, std::string_view id, std::string_view key,
+                           StatusCallback done) = 0;
 
   // What the client has done so far.
   virtual KvClientStats stats() const = 0;

@@ -25,6 +25,7 @@
 #include "src/common/grpc_status.h"
 #include "src/common/lz4_codec.h"
 #include "src/common/status_macros.h"
+#include "src/common/worker_pool.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
@@ -212,6 +213,70 @@ class GrpcKvClient final : public KvClient {
     return absl::OkStatus();
   }
 
+  void PutAsync(std::string_view ns, std::string_view id, std::string_view key, std::string value,
+                StatusCallback done, absl::Duration ttl) override {
+    absl::StatusOr<NamespaceSettings> settings = Settings(ns);
+    if (!settings.ok()) return done(settings.status());
+    const IdempotencyToken token = tokens_.Next();
+    v1::PutItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    token.ToProto(request.mutable_token());
+    if (!FitsInline(*settings, value.size())) {
+      // Several RPCs in order (chunks, then the commit): run the blocking form off this
+      // thread, so the caller still never waits.
+      return Offload([this, ns = std::string(ns), id = std::string(id), key = std::string(key),
+                      value = std::move(value), ttl,
+                      done = std::move(done)] { done(Put(ns, id, key, value, ttl)); });
+    }
+    if (absl::Status s =
+            PrepareItem(ns, id, key, value, ttl, request.token(), *settings, request.add_items());
+        !s.ok()) {
+      return done(s);
+    }
+    CallAsync<v1::PutItemsRequest, v1::PutItemsResponse>(
+        ns, AccessPattern::kWrite, std::move(request), SG_ASYNC(kv, PutItems),
+        [done = std::move(done)](absl::Status status, v1::PutItemsResponse) { done(status); });
+  }
+
+  void GetAsync(std::string_view ns, std::string_view id, std::string_view key,
+                ValueCallback done) override {
+    v1::GetItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    request.mutable_predicate()->mutable_keys()->add_keys(std::string(key));
+    FillSelection(request.mutable_selection());
+    CallAsync<v1::GetItemsRequest, v1::GetItemsResponse>(
+        ns, AccessPattern::kPointRead, std::move(request), SG_ASYNC(kv, GetItems),
+        [this, ns = std::string(ns), id = std::string(id), key = std::string(key),
+         done = std::move(done)](absl::Status status, v1::GetItemsResponse response) mutable {
+          if (!status.ok()) return done(status);
+          if (response.items_size() == 0) {
+            return done(absl::NotFoundError(absl::StrCat("no item at ", Describe(ns, id, key))));
+          }
+          const v1::Item& item = response.items(0);
+          if (item.metadata().chunk_count() == 0 || !item.value().empty()) {
+            return done(DecodeValue(item.value(), item.metadata(), Describe(ns, id, key)));
+          }
+          // A chunked value takes more RPCs: fetch it off the gRPC thread.
+          Offload([this, ns = std::move(ns), id = std::move(id), key = std::move(key),
+                   done = std::move(done)] { done(Get(ns, id, key)); });
+        });
+  }
+
+  void DeleteAsync(std::string_view ns, std::string_view id, std::string_view key,
+                   StatusCallback done) override {
+    const IdempotencyToken token = tokens_.Next();
+    v1::DeleteItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    request.mutable_predicate()->mutable_keys()->add_keys(std::string(key));
+    token.ToProto(request.mutable_token());
+    CallAsync<v1::DeleteItemsRequest, v1::DeleteItemsResponse>(
+        ns, AccessPattern::kWrite, std::move(request), SG_ASYNC(kv, DeleteItems),
+        [done = std::move(done)](absl::Status status, v1::DeleteItemsResponse) { done(status); });
+  }
+
   absl::StatusOr<std::vector<Record>> ScanAll(std::string_view ns) override {
     std::vector<Record> records;
     SG_RETURN_IF_ERROR(Scan(ns, [&records](const Record& record) {
@@ -246,16 +311,17 @@ class GrpcKvClient final : public KvClient {
   }
 
   // Runs one logical RPC through the ReliableCaller (hedges, retries, limits, load
-  // unbalancing, GC-tolerant deadline) and waits for it. Every RPC goes through here; every
-  // attempt sends `request` unchanged, so the same idempotency token. `ns` (empty for
-  // Handshake) selects the SLO and latency history that set the hedge delay.
+  // unbalancing, GC-tolerant deadline); `done` gets the outcome. Every RPC goes through here;
+  // every attempt sends `request` unchanged, so the same idempotency token. `ns` (empty for
+  // Handshake) selects the SLO and latency history that set the hedge delay and timeout.
   template <typename Request, typename Response>
-  absl::Status Call(std::string_view ns, AccessPattern pattern, Request request, Response* response,
-                    std::type_identity_t<AsyncRpc<Request, Response>> rpc) {
+  void CallAsync(std::string_view ns, AccessPattern pattern, Request request,
+                 std::type_identity_t<AsyncRpc<Request, Response>> rpc,
+                 std::function<void(absl::Status, Response)> done) {
     CallSpec spec;
     spec.pattern = pattern;
     spec.timeout = options_.timeout;
-    if (!ns.empty()) {
+    if (!ns.empty() && pattern != AccessPattern::kChunk) {
       absl::MutexLock lock(&mu_);
       auto it = settings_.find(AsAbsl(ns));
       // The namespace says whether hedging suits it; no SLO target, no hedge.
@@ -267,10 +333,8 @@ class GrpcKvClient final : public KvClient {
       }
       spec.latencies = &Latencies(ns, pattern);
     }
-    // Attempts may outlive this call (a cancelled hedge): they share the request.
+    // Attempts may outlive the call (a cancelled hedge): they share the request.
     auto shared_request = std::make_shared<const Request>(std::move(request));
-    absl::Notification done;
-    absl::Status result;
     caller_.Call<Response>(
         spec,
         [this, shared_request, rpc](Endpoint& endpoint, grpc::ClientContext* ctx,
@@ -282,14 +346,34 @@ class GrpcKvClient final : public KvClient {
                 attempt_done(std::move(status));
               });
         },
-        [&](absl::Status status, Response winner) {
-          result = std::move(status);
-          *response = std::move(winner);
-          done.Notify();
-        });
+        std::move(done));
+  }
+
+  // CallAsync, waited for.
+  template <typename Request, typename Response>
+  absl::Status Call(std::string_view ns, AccessPattern pattern, Request request, Response* response,
+                    std::type_identity_t<AsyncRpc<Request, Response>> rpc) {
+    absl::Notification done;
+    absl::Status result;
+    CallAsync<Request, Response>(ns, pattern, std::move(request), std::move(rpc),
+                                 [&](absl::Status status, Response winner) {
+                                   result = std::move(status);
+                                   *response = std::move(winner);
+                                   done.Notify();
+                                 });
     done.WaitForNotification();
     return result;
   }
+
+  // Whether a value of `size` bytes travels in one PutItems (no chunks, even uncompressed).
+  static bool FitsInline(const NamespaceSettings& settings, size_t size) {
+    const int64_t chunk_bytes =
+        settings.chunk_bytes > 0 ? settings.chunk_bytes : kDefaultChunkBytes;
+    return static_cast<int64_t>(size) <= chunk_bytes;
+  }
+
+  // Runs multi-RPC work of an asynchronous call on the client's own threads.
+  void Offload(std::function<void()> task) { offload_.Submit(std::move(task)); }
 
   static AccessPattern ReadPattern(const Predicate& predicate) {
     return predicate.kind == Predicate::Kind::kKeys && predicate.keys.size() == 1
@@ -305,6 +389,8 @@ class GrpcKvClient final : public KvClient {
         return settings.range_read_slo;
       case AccessPattern::kWrite:
         return settings.write_slo;
+      case AccessPattern::kChunk:
+        break;
     }
     return LatencySlo{};
   }
@@ -314,7 +400,7 @@ class GrpcKvClient final : public KvClient {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto& trackers = latencies_[AsAbsl(ns)];
     if (trackers == nullptr) {
-      trackers = std::make_unique<std::array<reliability::LatencyTracker, 3>>();
+      trackers = std::make_unique<std::array<reliability::LatencyTracker, 4>>();
     }
     return (*trackers)[static_cast<size_t>(pattern)];
   }
@@ -427,7 +513,7 @@ class GrpcKvClient final : public KvClient {
       request.set_data(std::string(chunks[index]));
       v1::PutChunkResponse response;
       SG_RETURN_IF_ERROR(
-          Call(ns, AccessPattern::kWrite, std::move(request), &response, SG_ASYNC(kv, PutChunk)));
+          Call(ns, AccessPattern::kChunk, std::move(request), &response, SG_ASYNC(kv, PutChunk)));
     }
     metadata->set_chunk_count(chunk_count);
     return absl::OkStatus();
@@ -484,7 +570,7 @@ class GrpcKvClient final : public KvClient {
       request.set_index(index);
       v1::GetChunkResponse response;
       SG_RETURN_IF_ERROR(
-          Call(ns, AccessPattern::kPointRead, request, &response, SG_ASYNC(kv, GetChunk)));
+          Call(ns, AccessPattern::kChunk, request, &response, SG_ASYNC(kv, GetChunk)));
       chunks.push_back(std::move(*response.mutable_data()));
     }
     SG_ASSIGN_OR_RETURN(const std::string stored,
@@ -529,11 +615,13 @@ class GrpcKvClient final : public KvClient {
   // Settings of the namespaces handshaken since the config version last changed.
   absl::flat_hash_map<std::string, NamespaceSettings> settings_ ABSL_GUARDED_BY(mu_);
   uint64_t config_version_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, std::unique_ptr<std::array<reliability::LatencyTracker, 3>>>
+  absl::flat_hash_map<std::string, std::unique_ptr<std::array<reliability::LatencyTracker, 4>>>
       latencies_ ABSL_GUARDED_BY(mu_);
 
   // Last: destroyed first, so no attempt's callback outlives what it uses above.
   ReliableCaller caller_;
+  // Before caller_ in destruction: offloaded work may still start calls.
+  WorkerPool offload_{4};
 };
 
 }  // namespace

@@ -64,8 +64,11 @@ absl::Duration ReliableCaller::BackoffDelay(int retry) {
 }
 
 bool ReliableCaller::Retryable(grpc::StatusCode code) {
+  // CANCELLED here is the server's (a draining gateway turns calls away with it; our own
+  // cancels never reach this question). Every mutation carries its idempotency token, so
+  // a retry of a call that did run is harmless.
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-         code == grpc::StatusCode::ABORTED;
+         code == grpc::StatusCode::ABORTED || code == grpc::StatusCode::CANCELLED;
 }
 
 std::optional<absl::Duration> ReliableCaller::Pushback(const grpc::ClientContext& ctx) {

@@ -54,7 +54,8 @@ struct Endpoint {
   std::unique_ptr<reliability::ConcurrencyLimiter> limiter;
 };
 
-enum class AccessPattern { kPointRead, kRangeRead, kWrite };
+// kChunk is a chunk of a large value: a bulk transfer, neither hedged nor held to an SLO.
+enum class AccessPattern { kPointRead, kRangeRead, kWrite, kChunk };
 
 // What a logical call needs to know beyond its RPC.
 struct CallSpec {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
@@ -784,6 +785,106 @@ TEST_F(KvClientTest, SmallAndIncompressibleValuesStayRaw) {
     ASSERT_TRUE(raw.ok());
     EXPECT_EQ(raw->metadata().codec(), v1::VALUE_CODEC_NONE) << key;
   }
+}
+
+}  // namespace
+}  // namespace stategate
+
+namespace stategate {
+namespace {
+
+// Waits until `n` callbacks have run.
+class Countdown {
+ public:
+  explicit Countdown(int n) : left_(n) {}
+  void Done() {
+    absl::MutexLock lock(&mu_);
+    --left_;
+  }
+  void Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* left) { return *left == 0; }, &left_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int left_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(KvClientTest, ThousandsOfAsyncCallsInFlightFromOneThread) {
+  constexpr int kCalls = 2000;
+  // A bulk client: no concurrency limit (calls beyond it would rightly fail fast) and no
+  // per-attempt SLO timeout (2000 calls at once cannot all meet a 100 ms point-read SLO on
+  // a small machine; the 5 s call timeout still holds).
+  KvClientOptions options{.address = gateway_->address()};
+  options.reliability.limiter = "none";
+  options.reliability.signalled_timeouts = false;
+  auto unlimited = KvClient::Connect(options);
+  ASSERT_TRUE(unlimited.ok());
+  KvClient* client_ = unlimited->get();
+  ASSERT_TRUE(client_->Handshake({"default"}).ok());
+  std::atomic<int> failed{0};
+  Countdown puts(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    client_->PutAsync("default", "async-" + std::to_string(i), "k", "v" + std::to_string(i),
+                      [&](absl::Status status) {
+                        if (!status.ok()) ++failed;
+                        puts.Done();
+                      });
+  }
+  puts.Wait();
+  EXPECT_EQ(failed.load(), 0);
+
+  std::vector<std::string> values(kCalls);
+  Countdown gets(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    client_->GetAsync("default", "async-" + std::to_string(i), "k",
+                      [&, i](absl::StatusOr<std::string> value) {
+                        values[i] = value.ok() ? *value : value.status().ToString();
+                        gets.Done();
+                      });
+  }
+  gets.Wait();
+  for (int i = 0; i < kCalls; ++i) EXPECT_EQ(values[i], "v" + std::to_string(i));
+}
+
+TEST_F(KvClientTest, AsyncCallsHandleChunkedValuesAndMissingItems) {
+  const std::string big = RandomBytes(5 * kSmallChunkBytes + 3, 21);
+  absl::Notification put_done;
+  absl::Status put_status;
+  client_->PutAsync("small", "async", "big", big, [&](absl::Status status) {
+    put_status = status;
+    put_done.Notify();
+  });
+  put_done.WaitForNotification();
+  ASSERT_TRUE(put_status.ok()) << put_status;
+
+  absl::Notification get_done;
+  absl::StatusOr<std::string> got;
+  client_->GetAsync("small", "async", "big", [&](absl::StatusOr<std::string> value) {
+    got = std::move(value);
+    get_done.Notify();
+  });
+  get_done.WaitForNotification();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == big);
+
+  absl::Notification missing_done;
+  client_->GetAsync("small", "async", "absent", [&](absl::StatusOr<std::string> value) {
+    got = std::move(value);
+    missing_done.Notify();
+  });
+  missing_done.WaitForNotification();
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+
+  absl::Notification delete_done;
+  client_->DeleteAsync("small", "async", "big", [&](absl::Status status) {
+    EXPECT_TRUE(status.ok()) << status;
+    delete_done.Notify();
+  });
+  delete_done.WaitForNotification();
+  EXPECT_EQ(client_->Get("small", "async", "big").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

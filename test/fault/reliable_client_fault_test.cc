@@ -1,0 +1,243 @@
+// The reliable client against three real `stategate` processes holding the same data, one
+// of them made slow, erroring or paused by fault injection: each mechanism must hide the
+// fault from the caller, where a naive client (one attempt, no hedge) does not. Thresholds
+// are wide (the injected delay is 10-25x the hedge delay) so that a loaded machine does not
+// flip a result; nothing asserts an upper bound on a healthy call.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "stategate/kv_client.h"
+#include "stategate/v1/admin.grpc.pb.h"
+#include "test/lib/server_process.h"
+#include "test/lib/temp_dir.h"
+
+namespace stategate {
+namespace {
+
+constexpr int kReplicas = 3;
+constexpr int kRecords = 40;
+
+class ReliableClientFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < kReplicas; ++i) {
+      const std::string dir = dir_.path() + "/replica" + std::to_string(i);
+      replicas_.push_back(std::make_unique<testing::ServerProcess>(
+          STATEGATE_BINARY, std::vector<std::string>{"--data-dir", dir, "--fault-injection"},
+          dir_.path() + "/replica" + std::to_string(i) + ".log"));
+      ASSERT_TRUE(replicas_.back()->Start()) << replicas_.back()->Log();
+    }
+    // The same records on every replica.
+    for (const auto& replica : replicas_) {
+      auto writer = KvClient::Connect(KvClientOptions{.address = replica->address()});
+      ASSERT_TRUE(writer.ok());
+      for (int r = 0; r < kRecords; ++r) {
+        ASSERT_TRUE((*writer)->Put("default", Id(r), "k", "value " + Id(r)).ok());
+      }
+    }
+  }
+
+  void TearDown() override {
+    for (auto& replica : replicas_) replica->Signal(SIGCONT);  // never leave one stopped
+  }
+
+  static std::string Id(int r) { return "record-" + std::to_string(r); }
+
+  std::unique_ptr<KvClient> Client(ReliabilityOptions reliability,
+                                   absl::Duration timeout = absl::Seconds(2)) {
+    KvClientOptions options;
+    options.address = replicas_[0]->address();
+    for (int i = 1; i < kReplicas; ++i) options.more_addresses.push_back(replicas_[i]->address());
+    options.timeout = timeout;
+    options.reliability = reliability;
+    auto client = KvClient::Connect(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    // Learn the namespace's SLOs before measuring, as a long-lived client would have.
+    EXPECT_TRUE((*client)->Handshake({"default"}).ok());
+    return *std::move(client);
+  }
+
+  void SetFaults(int replica, const v1::FaultSpec& faults) {
+    auto admin = v1::Admin::NewStub(
+        grpc::CreateChannel(replicas_[replica]->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::SetFaultsRequest request;
+    request.set_namespace_("default");
+    *request.mutable_faults() = faults;
+    v1::SetFaultsResponse response;
+    const grpc::Status status = admin->SetFaults(&ctx, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  struct RunResult {
+    int ok = 0;
+    int failed = 0;
+    absl::Duration p99;
+    std::vector<absl::StatusCode> codes;
+  };
+
+  // Reads every record `rounds` times in sequence and measures each Get.
+  static RunResult ReadAll(KvClient& client, int rounds) {
+    RunResult result;
+    std::vector<absl::Duration> latencies;
+    for (int round = 0; round < rounds; ++round) {
+      for (int r = 0; r < kRecords; ++r) {
+        const absl::Time start = absl::Now();
+        absl::StatusOr<std::string> value = client.Get("default", Id(r), "k");
+        latencies.push_back(absl::Now() - start);
+        if (value.ok() && *value == "value " + Id(r)) {
+          ++result.ok;
+        } else {
+          ++result.failed;
+          result.codes.push_back(value.status().code());
+        }
+      }
+    }
+    std::sort(latencies.begin(), latencies.end());
+    result.p99 = latencies[latencies.size() * 99 / 100];
+    return result;
+  }
+
+  testing::TempDir dir_;
+  std::vector<std::unique_ptr<testing::ServerProcess>> replicas_;
+};
+
+TEST_F(ReliableClientFaultTest, HedgingKeepsP99UnderTheSloWithOneSlowReplica) {
+  constexpr absl::Duration kDelay = absl::Milliseconds(250);
+  v1::FaultSpec slow;
+  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(kDelay));
+  SetFaults(0, slow);
+
+  std::unique_ptr<KvClient> naive = Client(ReliabilityOptions::Naive());
+  const RunResult naive_run = ReadAll(*naive, 1);
+  EXPECT_EQ(naive_run.failed, 0);
+  EXPECT_GE(naive_run.p99, kDelay) << "a third of naive calls go to the slow replica";
+
+  std::unique_ptr<KvClient> full = Client(ReliabilityOptions());
+  const RunResult full_run = ReadAll(*full, 3);
+  EXPECT_EQ(full_run.failed, 0);
+  // The default namespace's point-read SLO target is 10 ms; the hedge fires by then.
+  EXPECT_LT(full_run.p99, kDelay / 2) << "hedges: " << full->stats().hedges;
+
+  // Hedging alone, without load unbalancing steering away from the slow replica.
+  ReliabilityOptions hedge_only = ReliabilityOptions::Naive();
+  hedge_only.hedging = true;
+  hedge_only.hedge_share = 1.0;  // every call may hedge: this test is about the mechanism
+  std::unique_ptr<KvClient> hedging = Client(hedge_only);
+  const RunResult hedge_run = ReadAll(*hedging, 3);
+  EXPECT_EQ(hedge_run.failed, 0);
+  EXPECT_LT(hedge_run.p99, kDelay / 2);
+  const KvClientStats stats = hedging->stats();
+  EXPECT_GT(stats.hedges, 0);
+  EXPECT_GT(stats.hedges_won, 0);
+}
+
+TEST_F(ReliableClientFaultTest, RetriesHideAnErroringReplica) {
+  v1::FaultSpec erroring;
+  erroring.mutable_error()->set_rate(1.0);
+  erroring.mutable_error()->set_code("UNAVAILABLE");
+  SetFaults(1, erroring);
+
+  std::unique_ptr<KvClient> naive = Client(ReliabilityOptions::Naive());
+  const RunResult naive_run = ReadAll(*naive, 1);
+  EXPECT_GT(naive_run.failed, 0) << "round robin sends a third of calls to the broken replica";
+  EXPECT_THAT(naive_run.codes, ::testing::Each(absl::StatusCode::kUnavailable));
+
+  ReliabilityOptions retry_only = ReliabilityOptions::Naive();
+  retry_only.retries = true;
+  std::unique_ptr<KvClient> retrying = Client(retry_only);
+  const RunResult run = ReadAll(*retrying, 2);
+  EXPECT_EQ(run.failed, 0);
+  const KvClientStats stats = retrying->stats();
+  EXPECT_GT(stats.retries, 0);
+  // Retries stay within the budget: 20 % of requests plus the 10/s floor's reserve.
+  EXPECT_LE(stats.retries, stats.calls / 5 + 100);
+}
+
+TEST_F(ReliableClientFaultTest, NoCallFailsWhileAReplicaIsStopped) {
+  replicas_[2]->Signal(SIGSTOP);
+  std::unique_ptr<KvClient> full = Client(ReliabilityOptions());
+  const RunResult run = ReadAll(*full, 2);
+  replicas_[2]->Signal(SIGCONT);
+  EXPECT_EQ(run.failed, 0);
+  EXPECT_LT(run.p99, absl::Seconds(1));
+}
+
+TEST_F(ReliableClientFaultTest, OverloadFailsFastInsteadOfQueueing) {
+  v1::FaultSpec slow;
+  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Milliseconds(300)));
+  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
+
+  ReliabilityOptions limited = ReliabilityOptions::Naive();
+  limited.limiter = "aimd";  // starts at 20 per endpoint: 60 in flight at most
+  std::unique_ptr<KvClient> client = Client(limited);
+  constexpr int kCallers = 120;
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::atomic<int64_t> slowest_refusal_us{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kCallers; ++t) {
+    callers.emplace_back([&, t] {
+      const absl::Time start = absl::Now();
+      absl::StatusOr<std::string> value = client->Get("default", Id(t % kRecords), "k");
+      const int64_t elapsed_us = absl::ToInt64Microseconds(absl::Now() - start);
+      if (value.ok()) {
+        ++ok;
+      } else if (value.status().code() == absl::StatusCode::kResourceExhausted) {
+        ++refused;
+        int64_t seen = slowest_refusal_us.load();
+        while (elapsed_us > seen && !slowest_refusal_us.compare_exchange_weak(seen, elapsed_us)) {
+        }
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_GT(refused.load(), 0) << "ok " << ok << ", other " << other;
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+  // A refusal is local and immediate: far less than the 300 ms a queued call would wait.
+  EXPECT_LT(slowest_refusal_us.load(), 150'000);
+  EXPECT_EQ(client->stats().limiter_refusals, refused.load());
+}
+
+TEST_F(ReliableClientFaultTest, ClientPausedPastItsTimeoutStillGetsTheAnswer) {
+  // The server answers after 50 ms; the client stops for 600 ms from 20 ms into a call whose
+  // timeout is 300 ms. The answer arrives in time but is read late.
+  v1::FaultSpec slowish;
+  slowish.mutable_latency()->set_delay_us(50'000);
+  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slowish);
+  ReliabilityOptions gc_tolerant = ReliabilityOptions::Naive();
+  gc_tolerant.gc_tolerant_timeouts = true;
+  std::unique_ptr<KvClient> client = Client(gc_tolerant, absl::Milliseconds(300));
+  ASSERT_TRUE(client->Get("default", Id(0), "k").ok());  // warm the channel
+
+  const pid_t self = ::getpid();
+  const pid_t pauser = ::fork();
+  if (pauser == 0) {
+    ::usleep(20'000);
+    ::kill(self, SIGSTOP);
+    ::usleep(600'000);
+    ::kill(self, SIGCONT);
+    ::_exit(0);
+  }
+  absl::StatusOr<std::string> value = client->Get("default", Id(1), "k");
+  ::waitpid(pauser, nullptr, 0);
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, "value " + Id(1));
+}
+
+}  // namespace
+}  // namespace stategate
