@@ -105,6 +105,11 @@ struct KvClientOptions {
 
   ReliabilityOptions reliability = {};
 
+  // How often the client handshakes again for the namespaces it uses, in the background, on
+  // top of handshaking whenever a response's config version changes. Zero = never.
+  // Default: 30 seconds.
+  absl::Duration handshake_interval = absl::Seconds(30);
+
   // Bytes per page asked of reads; 0 lets the namespace decide. Default: 0.
   int64_t page_size_bytes = 0;
 

@@ -62,7 +62,11 @@ class GrpcKvClient final : public KvClient {
                const Clock* clock)
       : options_(options),
         tokens_(clock),
-        caller_(MakeEndpoints(options, std::move(channels), clock), options.reliability, clock) {}
+        caller_(MakeEndpoints(options, std::move(channels), clock), options.reliability, clock) {
+    if (options_.handshake_interval > absl::ZeroDuration()) {
+      caller_.After(options_.handshake_interval, [this] { RefreshSettings(); });
+    }
+  }
 
   KvClientStats stats() const override {
     KvClientStats stats = caller_.stats();
@@ -77,12 +81,7 @@ class GrpcKvClient final : public KvClient {
     v1::HandshakeResponse response;
     SG_RETURN_IF_ERROR(
         Call("", AccessPattern::kPointRead, request, &response, SG_ASYNC(control, Handshake)));
-    HandshakeInfo info = FromProto(response);
-    absl::MutexLock lock(&mu_);
-    if (config_version_ != info.config_version) settings_.clear();
-    config_version_ = info.config_version;
-    for (const NamespaceSettings& ns : info.namespaces) settings_[ns.name] = ns;
-    return info;
+    return ApplyHandshake(response);
   }
 
   absl::Status Put(std::string_view ns, std::string_view id, std::string_view key,
@@ -363,6 +362,35 @@ class GrpcKvClient final : public KvClient {
                                  });
     done.WaitForNotification();
     return result;
+  }
+
+  HandshakeInfo ApplyHandshake(const v1::HandshakeResponse& response) {
+    HandshakeInfo info = FromProto(response);
+    absl::MutexLock lock(&mu_);
+    if (config_version_ != info.config_version) settings_.clear();
+    config_version_ = info.config_version;
+    for (const NamespaceSettings& ns : info.namespaces) settings_[ns.name] = ns;
+    return info;
+  }
+
+  // Handshakes again, in the background, for every namespace in use, then schedules the next
+  // refresh: settings change on the server without every client noticing a new version.
+  void RefreshSettings() {
+    if (caller_.stopping()) return;
+    v1::HandshakeRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [name, settings] : settings_) request.add_namespaces(name);
+    }
+    if (request.namespaces_size() > 0) {
+      CallAsync<v1::HandshakeRequest, v1::HandshakeResponse>(
+          "", AccessPattern::kPointRead, std::move(request), SG_ASYNC(control, Handshake),
+          [this](absl::Status status, v1::HandshakeResponse response) {
+            // A failed refresh keeps the settings it has; the next one tries again.
+            if (status.ok()) ApplyHandshake(response);
+          });
+    }
+    caller_.After(options_.handshake_interval, [this] { RefreshSettings(); });
   }
 
   // Whether a value of `size` bytes travels in one PutItems (no chunks, even uncompressed).

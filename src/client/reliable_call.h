@@ -95,6 +95,8 @@ class ReliableCaller {
   }
 
   KvClientStats stats() const;
+  // True once destruction began: no new work should be scheduled.
+  bool stopping() const { return shutting_down_.load(); }
 
   // Counts RPCs in flight, so that destruction waits for their callbacks.
   void RpcStarted() {

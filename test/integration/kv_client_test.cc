@@ -889,3 +889,24 @@ TEST_F(KvClientTest, AsyncCallsHandleChunkedValuesAndMissingItems) {
 
 }  // namespace
 }  // namespace stategate
+
+namespace stategate {
+namespace {
+
+TEST_F(KvClientTest, HandshakesAgainPeriodicallyForNamespacesInUse) {
+  KvClientOptions options;
+  options.handshake_interval = absl::Milliseconds(50);
+  std::unique_ptr<KvClient> client = ObservedClient(options);
+  ASSERT_TRUE(client->Put("default", "id", "k", "v").ok());  // handshakes once, to learn "default"
+  const int after_put = calls_.Count("Handshake");
+  EXPECT_EQ(after_put, 1);
+  // No calls of our own from here: only the background refresh talks to the server.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (calls_.Count("Handshake") < after_put + 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GE(calls_.Count("Handshake"), after_put + 2);
+}
+
+}  // namespace
+}  // namespace stategate
