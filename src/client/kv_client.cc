@@ -1,4 +1,5 @@
 // The gRPC implementation of KvClient.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -174,8 +175,11 @@ class GrpcKvClient final : public KvClient {
       }
     }
     v1::MutateItemsResponse response;
-    return Call(ns, AccessPattern::kWrite, std::move(request), &response,
-                SG_ASYNC(kv, MutateItems));
+    const bool chunked = std::any_of(
+        request.mutations().begin(), request.mutations().end(),
+        [](const v1::Mutation& m) { return m.has_put() && m.put().metadata().chunk_count() > 0; });
+    return Call(ns, chunked ? AccessPattern::kChunk : AccessPattern::kWrite, std::move(request),
+                &response, SG_ASYNC(kv, MutateItems));
   }
 
   absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) override {
@@ -306,7 +310,16 @@ class GrpcKvClient final : public KvClient {
                                      settings, request.add_items()));
     }
     v1::PutItemsResponse response;
-    return Call(ns, AccessPattern::kWrite, std::move(request), &response, SG_ASYNC(kv, PutItems));
+    const AccessPattern pattern =
+        CommitsChunks(request.items()) ? AccessPattern::kChunk : AccessPattern::kWrite;
+    return Call(ns, pattern, std::move(request), &response, SG_ASYNC(kv, PutItems));
+  }
+
+  // Committing a chunked value makes the server read and hash all of it: bulk work, not
+  // held to the write SLO's per-attempt timeout.
+  static bool CommitsChunks(const google::protobuf::RepeatedPtrField<v1::Item>& items) {
+    return std::any_of(items.begin(), items.end(),
+                       [](const v1::Item& item) { return item.metadata().chunk_count() > 0; });
   }
 
   // Runs one logical RPC through the ReliableCaller (hedges, retries, limits, load

@@ -899,7 +899,7 @@ TEST_F(KvClientTest, HandshakesAgainPeriodicallyForNamespacesInUse) {
   std::unique_ptr<KvClient> client = ObservedClient(options);
   ASSERT_TRUE(client->Put("default", "id", "k", "v").ok());  // handshakes once, to learn "default"
   const int after_put = calls_.Count("Handshake");
-  EXPECT_EQ(after_put, 1);
+  EXPECT_GE(after_put, 1);  // a slow machine may see a refresh already
   // No calls of our own from here: only the background refresh talks to the server.
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (calls_.Count("Handshake") < after_put + 2 && absl::Now() < deadline) {
