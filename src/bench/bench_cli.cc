@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "src/bench/fault_bench.h"
+#include "src/bench/fleet.h"
 #include "src/bench/qps_bench.h"
 
 namespace stategate::bench {
@@ -20,10 +23,111 @@ int Fail(const absl::Status& status, std::ostream& err) {
   return kExitFailure;
 }
 
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream file(path, std::ios::trunc);
+  file << text;
+  file.close();
+  if (!file) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+bool IsFaultMode(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") return false;
+    if (arg == "--scenario" || absl::StartsWith(arg, "--scenario=")) return true;
+  }
+  return false;
+}
+
+int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
+                const ClientFactory& connect) {
+  FaultBenchOptions options;
+  LocalFleetOptions fleet_options;
+  std::vector<std::string> addresses;
+  double duration_s = absl::ToDoubleSeconds(options.duration);
+  double timeout_s = absl::ToDoubleSeconds(options.timeout);
+  double slow_ms = absl::ToDoubleMilliseconds(options.slow_delay);
+  std::string out_path;
+
+  CLI::App app{
+      "Fault mode: an open-loop read/write mix against several gateways holding the same "
+      "records, once per fault scenario (on replica 0) and client mode; latency is measured "
+      "from each operation's intended start. Prints a table; --out writes JSON.",
+      "stategate-bench"};
+  app.add_option("--scenario", options.scenarios,
+                 "comma-separated: none, slow-replica, paused-replica, error-replica")
+      ->delimiter(',')
+      ->required();
+  app.add_option("--mode", options.modes,
+                 "client modes, comma-separated: naive, full, or one mechanism on top of naive: "
+                 "hedging, retries, limiter, balancing, gc-tolerant, signalled-timeouts")
+      ->delimiter(',')
+      ->capture_default_str();
+  CLI::Option* replicas = app.add_option("--replicas", fleet_options.replicas,
+                                         "local gateways to start (stategate --fault-injection)")
+                              ->capture_default_str();
+  CLI::Option* binary =
+      app.add_option("--server-binary", fleet_options.server_binary,
+                     "the stategate binary to start (default: the one beside stategate-bench)");
+  app.add_option("--addr", addresses,
+                 "use running gateways A,B,C instead (started with --fault-injection for faults; "
+                 "replica 0 is the first)")
+      ->delimiter(',')
+      ->excludes(replicas)
+      ->excludes(binary);
+  app.add_option("-n,--namespace", options.ns, "namespace")->capture_default_str();
+  app.add_option("--records", options.records, "records preloaded into every gateway")
+      ->capture_default_str();
+  app.add_option("--value-bytes", options.value_bytes, "bytes per value")->capture_default_str();
+  app.add_option("--read-share", options.read_share, "share of operations that are Gets")
+      ->capture_default_str();
+  app.add_option("--rate", options.rate, "operations started per second")->capture_default_str();
+  app.add_option("--duration", duration_s, "seconds of load per run")->capture_default_str();
+  app.add_option("--timeout", timeout_s, "client call timeout in seconds, every mode")
+      ->capture_default_str();
+  app.add_option("--slow-ms", slow_ms, "delay of every call to the slow replica, ms")
+      ->capture_default_str();
+  app.add_option("--out", out_path, "write {\"runs\": [...]} as JSON to this file");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, out, err) == 0 ? 0 : kExitFailure;
+  }
+  for (double s : {duration_s, timeout_s, slow_ms}) {
+    if (!std::isfinite(s) || s < 0 || s > 1e6) {
+      return Fail(absl::InvalidArgumentError("times must be non-negative and finite"), err);
+    }
+  }
+  options.duration = absl::Seconds(duration_s);
+  options.timeout = absl::Seconds(timeout_s);
+  options.slow_delay = absl::Milliseconds(slow_ms);
+  if (absl::Status valid = ValidateFaultBenchOptions(options); !valid.ok()) {
+    return Fail(valid, err);
+  }
+
+  // Destroyed on every way out of this function, which stops local gateways.
+  absl::StatusOr<std::unique_ptr<Fleet>> fleet =
+      addresses.empty() ? Fleet::StartLocal(fleet_options) : Fleet::Attach(addresses);
+  if (!fleet.ok()) return Fail(fleet.status(), err);
+  absl::StatusOr<FaultBenchReport> report = RunFaultBench(options, **fleet, &err, connect);
+  if (!report.ok()) return Fail(report.status(), err);
+  out << FormatFaultTable(*report);
+  out.flush();
+  if (!out_path.empty()) {
+    if (absl::Status written = WriteFile(out_path, FaultBenchJson(*report)); !written.ok()) {
+      return Fail(written, err);
+    }
+  }
+  if (absl::Status stopped = (*fleet)->Stop(); !stopped.ok()) return Fail(stopped, err);
+  return 0;
+}
+
 }  // namespace
 
 int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
                 const ClientFactory& connect) {
+  if (IsFaultMode(argc, argv)) return RunFaultCli(argc, argv, out, err, connect);
   QpsBenchOptions options;
   KvClientOptions client_options;
   double duration_s = absl::ToDoubleSeconds(options.duration);
@@ -49,6 +153,11 @@ int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostre
       ->capture_default_str();
   app.add_option("--timeout", timeout_s, "per-call timeout in seconds")->capture_default_str();
   app.add_option("--json", json_path, "also write the results as JSON to this file");
+  app.footer(
+      "Fault mode: with --scenario, stategate-bench instead starts --replicas local gateways "
+      "(or uses --addr A,B,C), preloads the same records into each and runs an open-loop "
+      "read/write mix per fault scenario and client mode. `stategate-bench --scenario none "
+      "--help` lists its flags.\n");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -71,11 +180,8 @@ int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   out << FormatTable(*report);
   out.flush();
   if (!json_path.empty()) {
-    std::ofstream file(json_path, std::ios::trunc);
-    file << ToJson(*report);
-    file.close();
-    if (!file) {
-      return Fail(absl::UnavailableError(absl::StrCat("cannot write ", json_path)), err);
+    if (absl::Status written = WriteFile(json_path, ToJson(*report)); !written.ok()) {
+      return Fail(written, err);
     }
   }
   return 0;

@@ -1,12 +1,22 @@
-// The command line of stategate-bench (tools/stategate_bench.cc holds only main).
+// The command line of stategate-bench (tools/stategate_bench.cc holds only main). Two modes:
 //
+// Closed-loop QPS (the default; qps_bench.h) against one running gateway:
 //   stategate-bench [--addr HOST:PORT] [--namespace NS] [--concurrency 16,64]
 //                   [--duration SECONDS] [--warmup SECONDS] [--value-bytes N] [--records N]
 //                   [--ops put,get,handshake] [--timeout SECONDS] [--json FILE]
+// Prints the table of FormatTable and, with --json, writes ToJson to FILE.
 //
-// Prints the table of FormatTable (qps_bench.h) and, with --json, writes ToJson to FILE.
-// Exit status: 0 when the run completed (even with failed calls, which the table counts),
-// 2 for bad usage or a run that could not start.
+// Faults (fault_bench.h), selected by --scenario:
+//   stategate-bench --scenario none,slow-replica,paused-replica,error-replica
+//                   [--mode naive,full,...] [--replicas 3] [--server-binary PATH]
+//                   [--addr A,B,C] [--namespace NS] [--records 1000] [--value-bytes 1024]
+//                   [--read-share 0.9] [--rate 500] [--duration 10] [--timeout 1]
+//                   [--slow-ms 200] [--out FILE]
+// Starts local gateways (Fleet::StartLocal) unless --addr names running ones, prints
+// FormatFaultTable, progress on `err`, and with --out writes FaultBenchJson to FILE.
+//
+// Exit status: 0 when the runs completed (even with failed calls, which the table counts),
+// 2 for bad usage or a run that could not start or finish.
 #pragma once
 
 #include <functional>
@@ -21,6 +31,7 @@ namespace stategate::bench {
 using ClientFactory =
     std::function<absl::StatusOr<std::unique_ptr<KvClient>>(const KvClientOptions&)>;
 
+// `connect` makes every client of either mode.
 int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
                 const ClientFactory& connect = KvClient::Connect);
 

@@ -1,0 +1,394 @@
+#include "src/bench/fleet.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "src/common/grpc_status.h"
+#include "src/common/status_macros.h"
+#include "stategate/v1/admin.grpc.pb.h"
+#include "stategate/v1/control.grpc.pb.h"
+
+namespace stategate::bench {
+namespace {
+
+// A start that fails (most likely: the free port was taken meanwhile) is tried again on a
+// new port this many times in all.
+constexpr int kStartAttempts = 3;
+// How much of a gateway's log an error message quotes.
+constexpr size_t kLogTailBytes = 2000;
+// Deadline of an Admin.SetFaults call.
+constexpr absl::Duration kAdminTimeout = absl::Seconds(5);
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+// A port that was free a moment ago (bound to port 0, then released).
+absl::StatusOr<int> FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return Errno("socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const absl::Status status = Errno("bind to a free port");
+    ::close(fd);
+    return status;
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string LogTail(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string log = text.str();
+  if (log.size() > kLogTailBytes) log = "..." + log.substr(log.size() - kLogTailBytes);
+  return log;
+}
+
+std::string DescribeExit(int wait_status) {
+  if (WIFEXITED(wait_status)) return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status)) return absl::StrCat("killed by signal ", WTERMSIG(wait_status));
+  return absl::StrCat("wait status ", wait_status);
+}
+
+absl::Status SetFaultsAt(const std::string& address, std::string_view ns,
+                         const InjectedFaults& faults) {
+  v1::SetFaultsRequest request;
+  request.set_namespace_(std::string(ns));
+  if (faults.delay > absl::ZeroDuration()) {
+    request.mutable_faults()->mutable_latency()->set_delay_us(
+        absl::ToInt64Microseconds(faults.delay));
+  }
+  if (faults.error_rate > 0) {
+    request.mutable_faults()->mutable_error()->set_rate(faults.error_rate);
+    request.mutable_faults()->mutable_error()->set_code(faults.error_code);
+  }
+  auto admin = v1::Admin::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + kAdminTimeout));
+  v1::SetFaultsResponse response;
+  const absl::Status status = FromGrpcStatus(admin->SetFaults(&ctx, request, &response));
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("setting faults on ", address, ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+// ---- Local gateways ----
+
+struct Child {
+  std::string data_dir;
+  std::string log_path;
+  std::string address;
+  pid_t pid = -1;  // -1 once reaped
+};
+
+class LocalFleet final : public Fleet {
+ public:
+  LocalFleet(LocalFleetOptions options, std::string root)
+      : options_(std::move(options)), root_(std::move(root)) {}
+
+  ~LocalFleet() override {
+    (void)Stop();
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+
+  absl::Status Start() {
+    for (int i = 0; i < options_.replicas; ++i) {
+      Child child;
+      child.data_dir = absl::StrCat(root_, "/replica", i);
+      child.log_path = absl::StrCat(root_, "/replica", i, ".log");
+      children_.push_back(std::move(child));
+    }
+    // Start them all, then wait for each: they open their databases in parallel.
+    for (Child& child : children_) SG_RETURN_IF_ERROR(Spawn(child));
+    for (Child& child : children_) {
+      for (int attempt = 1;; ++attempt) {
+        const absl::Status ready = WaitUntilReady(child);
+        if (ready.ok()) break;
+        if (child.pid > 0 || attempt == kStartAttempts) {
+          return absl::Status(
+              ready.code(), absl::StrCat(ready.message(), "; its log:\n", LogTail(child.log_path)));
+        }
+        SG_RETURN_IF_ERROR(Spawn(child));  // it exited: try another port
+      }
+      addresses_.push_back(child.address);
+    }
+    return absl::OkStatus();
+  }
+
+  const std::vector<std::string>& addresses() const override { return addresses_; }
+
+  absl::Status SetFaults(size_t replica, std::string_view ns,
+                         const InjectedFaults& faults) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    return SetFaultsAt(addresses_[replica], ns, faults);
+  }
+
+  absl::Status Pause(size_t replica, absl::Duration) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    if (::kill(children_[replica].pid, SIGSTOP) != 0) return Errno("SIGSTOP");
+    return absl::OkStatus();
+  }
+
+  absl::Status Resume(size_t replica) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    if (::kill(children_[replica].pid, SIGCONT) != 0) return Errno("SIGCONT");
+    return absl::OkStatus();
+  }
+
+  absl::Status Stop() override {
+    // SIGCONT first: a stopped process does not act on SIGTERM.
+    for (const Child& child : children_) {
+      if (child.pid <= 0) continue;
+      ::kill(child.pid, SIGCONT);
+      ::kill(child.pid, SIGTERM);
+    }
+    std::vector<std::string> problems;
+    const absl::Time deadline = absl::Now() + options_.stop_timeout;
+    for (Child& child : children_) {
+      while (child.pid > 0) {
+        int status = 0;
+        const pid_t reaped = ::waitpid(child.pid, &status, WNOHANG);
+        if (reaped == child.pid || (reaped < 0 && errno != EINTR)) {
+          if (reaped == child.pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            problems.push_back(absl::StrCat(child.address, " ", DescribeExit(status)));
+          }
+          child.pid = -1;
+        } else if (absl::Now() >= deadline) {
+          ::kill(child.pid, SIGKILL);
+          ::waitpid(child.pid, nullptr, 0);
+          problems.push_back(absl::StrCat(child.address, " killed after ",
+                                          absl::FormatDuration(options_.stop_timeout)));
+          child.pid = -1;
+        } else {
+          absl::SleepFor(absl::Milliseconds(10));
+        }
+      }
+    }
+    if (problems.empty()) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("stopping gateways: ", absl::StrJoin(problems, "; ")));
+  }
+
+ private:
+  absl::Status CheckReplica(size_t replica) const {
+    if (replica >= addresses_.size() || children_[replica].pid <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("no running replica ", replica));
+    }
+    return absl::OkStatus();
+  }
+
+  // Forks and execs `stategate` for `child` on a new free port.
+  absl::Status Spawn(Child& child) {
+    SG_ASSIGN_OR_RETURN(const int port, FreePort());
+    child.address = absl::StrCat("127.0.0.1:", port);
+    // Everything the child needs is prepared before fork: after it, only async-signal-safe
+    // calls (the parent has gRPC threads).
+    std::vector<std::string> args = {options_.server_binary, "--fault-injection", "--listen",
+                                     child.address,          "--data-dir",        child.data_dir};
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) return Errno("fork");
+    if (pid == 0) {
+      // Dies with the bench, even when the bench is killed and cannot stop it.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      const int log = ::open(child.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log >= 0) {
+        ::dup2(log, STDOUT_FILENO);
+        ::dup2(log, STDERR_FILENO);
+      }
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    child.pid = pid;
+    return absl::OkStatus();
+  }
+
+  // Polls Handshake until it answers. On failure, child.pid is -1 when the child exited
+  // (reaped here) and still set when it ran but did not answer in time.
+  absl::Status WaitUntilReady(Child& child) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    // Quick reconnects: the default backoff would sleep past a fast start.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
+    auto stub = v1::Control::NewStub(
+        grpc::CreateCustomChannel(child.address, grpc::InsecureChannelCredentials(), args));
+    const absl::Time deadline = absl::Now() + options_.start_timeout;
+    while (absl::Now() < deadline) {
+      int status = 0;
+      if (::waitpid(child.pid, &status, WNOHANG) == child.pid) {
+        child.pid = -1;
+        return absl::UnavailableError(
+            absl::StrCat("gateway at ", child.address, " ", DescribeExit(status)));
+      }
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+      ctx.set_wait_for_ready(true);
+      v1::HandshakeRequest request;
+      v1::HandshakeResponse response;
+      if (stub->Handshake(&ctx, request, &response).ok()) return absl::OkStatus();
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return absl::DeadlineExceededError(absl::StrCat("gateway at ", child.address,
+                                                    " did not answer Handshake within ",
+                                                    absl::FormatDuration(options_.start_timeout)));
+  }
+
+  const LocalFleetOptions options_;
+  const std::string root_;
+  std::vector<Child> children_;
+  std::vector<std::string> addresses_;
+};
+
+// ---- Gateways running elsewhere ----
+
+class AttachedFleet final : public Fleet {
+ public:
+  explicit AttachedFleet(std::vector<std::string> addresses)
+      : addresses_(std::move(addresses)), pauses_(addresses_.size()) {}
+
+  ~AttachedFleet() override {
+    for (Paused& pause : pauses_) {
+      if (pause.thread.joinable()) pause.thread.join();
+    }
+  }
+
+  const std::vector<std::string>& addresses() const override { return addresses_; }
+
+  absl::Status SetFaults(size_t replica, std::string_view ns,
+                         const InjectedFaults& faults) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    return SetFaultsAt(addresses_[replica], ns, faults);
+  }
+
+  absl::Status Pause(size_t replica, absl::Duration length) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    Paused& pause = pauses_[replica];
+    if (pause.thread.joinable()) {
+      return absl::FailedPreconditionError(absl::StrCat("replica ", replica, " is paused"));
+    }
+    // Admin.Pause answers only once the gateway runs again: wait for it on a thread.
+    pause.status = absl::OkStatus();
+    pause.thread = std::thread([address = addresses_[replica], length, &pause] {
+      auto admin =
+          v1::Admin::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + length + kAdminTimeout));
+      v1::PauseRequest request;
+      request.set_duration_us(absl::ToInt64Microseconds(length));
+      v1::PauseResponse response;
+      pause.status = FromGrpcStatus(admin->Pause(&ctx, request, &response));
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status Resume(size_t replica) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    Paused& pause = pauses_[replica];
+    if (!pause.thread.joinable()) return absl::OkStatus();
+    pause.thread.join();
+    if (!pause.status.ok()) {
+      return absl::Status(pause.status.code(), absl::StrCat("pausing ", addresses_[replica], ": ",
+                                                            pause.status.message()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Stop() override { return absl::OkStatus(); }
+
+ private:
+  struct Paused {
+    std::thread thread;
+    absl::Status status;  // written by `thread`, read after joining it
+  };
+
+  absl::Status CheckReplica(size_t replica) const {
+    if (replica >= addresses_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("no replica ", replica));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::vector<std::string> addresses_;
+  std::vector<Paused> pauses_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Fleet>> Fleet::StartLocal(const LocalFleetOptions& options) {
+  if (options.replicas < 1 || options.replicas > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("replicas must be in [1, 64], got ", options.replicas));
+  }
+  LocalFleetOptions resolved = options;
+  if (resolved.server_binary.empty()) {
+    SG_ASSIGN_OR_RETURN(resolved.server_binary, ServerBinaryBesideThisOne());
+  }
+  if (::access(resolved.server_binary.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("server binary ", resolved.server_binary, " is not executable"));
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern =
+      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/stategate-bench-XXXXXX");
+  if (::mkdtemp(pattern.data()) == nullptr) return Errno(absl::StrCat("mkdtemp ", pattern));
+  auto fleet = std::make_unique<LocalFleet>(std::move(resolved), pattern);
+  SG_RETURN_IF_ERROR(fleet->Start());  // on failure, the destructor stops what started
+  return fleet;
+}
+
+absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Attach(std::vector<std::string> addresses) {
+  if (addresses.empty()) return absl::InvalidArgumentError("no gateway addresses given");
+  return std::make_unique<AttachedFleet>(std::move(addresses));
+}
+
+absl::StatusOr<std::string> ServerBinaryBesideThisOne() {
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read /proc/self/exe (", error.message(), "); pass --server-binary"));
+  }
+  const std::string binary = (self.parent_path() / "stategate").string();
+  if (::access(binary.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("no executable ", binary, " beside this binary; pass --server-binary"));
+  }
+  return binary;
+}
+
+}  // namespace stategate::bench
