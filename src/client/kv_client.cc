@@ -218,20 +218,20 @@ class GrpcKvClient final : public KvClient {
 
   void PutAsync(std::string_view ns, std::string_view id, std::string_view key, std::string value,
                 StatusCallback done, absl::Duration ttl) override {
-    absl::StatusOr<NamespaceSettings> settings = Settings(ns);
-    if (!settings.ok()) return done(settings.status());
+    std::optional<NamespaceSettings> settings = CachedSettings(ns);
+    if (!settings.has_value() || !FitsInline(*settings, value.size())) {
+      // The namespace's settings must be learned first (a handshake), or the value takes
+      // several RPCs in order (chunks, then the commit): either way the blocking form runs
+      // off this thread, so the caller never waits.
+      return Offload([this, ns = std::string(ns), id = std::string(id), key = std::string(key),
+                      value = std::move(value), ttl,
+                      done = std::move(done)] { done(Put(ns, id, key, value, ttl)); });
+    }
     const IdempotencyToken token = tokens_.Next();
     v1::PutItemsRequest request;
     request.set_namespace_(std::string(ns));
     request.set_id(std::string(id));
     token.ToProto(request.mutable_token());
-    if (!FitsInline(*settings, value.size())) {
-      // Several RPCs in order (chunks, then the commit): run the blocking form off this
-      // thread, so the caller still never waits.
-      return Offload([this, ns = std::string(ns), id = std::string(id), key = std::string(key),
-                      value = std::move(value), ttl,
-                      done = std::move(done)] { done(Put(ns, id, key, value, ttl)); });
-    }
     if (absl::Status s =
             PrepareItem(ns, id, key, value, ttl, request.token(), *settings, request.add_items());
         !s.ok()) {
@@ -482,13 +482,17 @@ class GrpcKvClient final : public KvClient {
     }
   }
 
+  // The namespace's settings if a handshake has brought them and they are current.
+  std::optional<NamespaceSettings> CachedSettings(std::string_view ns) {
+    absl::MutexLock lock(&mu_);
+    auto it = settings_.find(AsAbsl(ns));
+    if (it == settings_.end()) return std::nullopt;
+    return it->second;
+  }
+
   // The namespace's settings, from the cached handshake (made now if needed).
   absl::StatusOr<NamespaceSettings> Settings(std::string_view ns) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = settings_.find(AsAbsl(ns));
-      if (it != settings_.end()) return it->second;
-    }
+    if (std::optional<NamespaceSettings> cached = CachedSettings(ns)) return *cached;
     SG_ASSIGN_OR_RETURN(const HandshakeInfo info, Handshake({std::string(ns)}));
     for (const NamespaceSettings& settings : info.namespaces) {
       if (settings.name == ns) return settings;
@@ -659,9 +663,9 @@ class GrpcKvClient final : public KvClient {
   absl::flat_hash_map<std::string, std::unique_ptr<std::array<reliability::LatencyTracker, 4>>>
       latencies_ ABSL_GUARDED_BY(mu_);
 
-  // Last: destroyed first, so no attempt's callback outlives what it uses above.
+  // Destroyed before the members above, so no attempt's callback outlives what it uses.
   ReliableCaller caller_;
-  // Before caller_ in destruction: offloaded work may still start calls.
+  // Destroyed first of all: offloaded work may still start calls through caller_.
   WorkerPool offload_{4};
 };
 
