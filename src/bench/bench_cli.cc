@@ -146,6 +146,9 @@ int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   app.add_option("--warmup", warmup_s, "unmeasured seconds before each measurement")
       ->capture_default_str();
   app.add_option("--value-bytes", options.value_bytes, "bytes per value")->capture_default_str();
+  app.add_option("--payload", options.payload, "random | json (JSON-like documents)")
+      ->check(CLI::IsMember({"random", "json"}))
+      ->capture_default_str();
   app.add_option("--records", options.records, "records written round-robin")
       ->capture_default_str();
   app.add_option("--ops", options.ops, "ops in order: put,get,handshake")

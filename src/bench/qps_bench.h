@@ -26,9 +26,12 @@ struct QpsBenchOptions {
   absl::Duration duration = absl::Seconds(5);
   // Unmeasured time before it, with the same load. Default: 0.5 s.
   absl::Duration warmup = absl::Milliseconds(500);
-  // Size of each value written (random bytes, so storage compression does not flatter).
-  // Default: 1024.
+  // Size of each value written. Default: 1024.
   int64_t value_bytes = 1024;
+  // What values hold: "random" bytes (nothing to compress, so compression cannot flatter the
+  // numbers) or "json", JSON-like documents (user records), the realistic compressible
+  // payload. Default: "random".
+  std::string payload = "random";
   // Records written round-robin (ids "bench-00000000".., one item "v" each). Default: 10000.
   int64_t records = 10'000;
   // Which ops, in order, from "put", "get", "handshake". Default: all three.
@@ -56,7 +59,14 @@ struct OpResult {
 struct QpsReport {
   QpsBenchOptions options;
   std::vector<OpResult> results;  // concurrency-major, ops in options.ops order
+  // Value bytes the client wrote before and after its LZ4 compression (KvClientStats).
+  int64_t bytes_before_compression = 0;
+  int64_t bytes_after_compression = 0;
 };
+
+// A JSON-like document of about `bytes` bytes (user records with ids, emails, plans,
+// devices and timestamps); `seed` varies the contents.
+std::string JsonLikeDocument(int64_t bytes, uint64_t seed);
 
 // Runs the benchmark. INVALID_ARGUMENT for unusable options; the handshake's status when the
 // namespace cannot be reached. Failing calls during the run are counted, not returned.

@@ -124,5 +124,31 @@ TEST_F(QpsBenchTest, CommandLineRunsAndWritesJson) {
   EXPECT_THAT(err2.str(), HasSubstr("NOT_FOUND"));
 }
 
+TEST(JsonLikeDocumentTest, HasTheSizeAndVariesWithTheSeed) {
+  EXPECT_EQ(JsonLikeDocument(4096, 1).size(), 4096u);
+  EXPECT_NE(JsonLikeDocument(4096, 1), JsonLikeDocument(4096, 2));
+  EXPECT_EQ(JsonLikeDocument(4096, 3), JsonLikeDocument(4096, 3));
+}
+
+TEST_F(QpsBenchTest, JsonPayloadReportsWhatCompressionSaved) {
+  QpsBenchOptions options;
+  options.concurrency = {2};
+  options.duration = absl::Milliseconds(100);
+  options.warmup = absl::ZeroDuration();
+  options.value_bytes = 4096;
+  options.ops = {"put"};
+  options.payload = "json";
+  absl::StatusOr<QpsReport> report = RunQpsBenchmark(options, *client_);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_GT(report->bytes_before_compression, 0);
+  EXPECT_LT(report->bytes_after_compression * 2, report->bytes_before_compression);
+  EXPECT_THAT(FormatTable(*report), HasSubstr("after LZ4"));
+
+  options.payload = "random";
+  report = RunQpsBenchmark(options, *client_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->bytes_after_compression, report->bytes_before_compression);
+}
+
 }  // namespace
 }  // namespace stategate::bench
