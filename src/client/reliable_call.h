@@ -38,6 +38,7 @@
 #include "src/client/reliability/retry_budget.h"
 #include "src/common/clock.h"
 #include "src/common/delay_queue.h"
+#include "src/common/grpc_status.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
@@ -294,7 +295,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       if (finished_) return;
       if (!attempt->timed_out && (status.ok() || !Retryable(status.error_code()))) {
         if (status.ok() && attempt->hedge) caller_->counters_.hedges_won++;
-        FinishLocked(ToAbsl(status), &attempt->response);
+        FinishLocked(FromGrpcStatus(status), &attempt->response);
       } else {
         last_error_ = attempt->timed_out
                           ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
@@ -316,12 +317,12 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     }
     if (!caller_->options_.retries || retries_ + 1 >= caller_->options_.max_attempts ||
         caller_->clock_->Now() + delay >= deadline_) {
-      FinishLocked(ToAbsl(last_error_), nullptr);
+      FinishLocked(FromGrpcStatus(last_error_), nullptr);
       return;
     }
     if (!caller_->retry_budget_.TryWithdraw()) {
       caller_->counters_.retry_budget_refusals++;
-      FinishLocked(ToAbsl(last_error_), nullptr);
+      FinishLocked(FromGrpcStatus(last_error_), nullptr);
       return;
     }
     ++retries_;
@@ -432,11 +433,6 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       done = std::move(done_);
     }
     done(status_, std::move(response_));
-  }
-
-  static absl::Status ToAbsl(const grpc::Status& status) {
-    if (status.ok()) return absl::OkStatus();
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
 
   ReliableCaller* const caller_;
