@@ -37,14 +37,9 @@ constexpr absl::Duration kShutdownGrace = absl::Milliseconds(200);
 class KvService final : public v1::KeyValue::CallbackService {
  public:
   // `faults` and `delays` are null without fault injection.
-  KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, Clock* clock,
-            FaultInjector* faults, DelayQueue* delays)
-      : store_(store),
-        namespaces_(namespaces),
-        pool_(pool),
-        clock_(clock),
-        faults_(faults),
-        delays_(delays) {}
+  KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, FaultInjector* faults,
+            DelayQueue* delays)
+      : store_(store), namespaces_(namespaces), pool_(pool), faults_(faults), delays_(delays) {}
 
   grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx,
                                      const v1::PutItemsRequest* req,
@@ -169,7 +164,6 @@ class KvService final : public v1::KeyValue::CallbackService {
   kv::KvStore* const store_;
   Namespaces* const namespaces_;
   WorkerPool* const pool_;
-  [[maybe_unused]] Clock* const clock_;
   FaultInjector* const faults_;
   DelayQueue* const delays_;
   absl::Mutex calls_mu_;
@@ -254,7 +248,7 @@ class GatewayImpl final : public Gateway {
       }
     }
     kv_service_ = std::make_unique<KvService>(store_.get(), namespaces_.get(), pool_.get(),
-                                              options_.clock, faults_.get(), delays_.get());
+                                              faults_.get(), delays_.get());
     control_service_ = std::make_unique<ControlService>(namespaces_.get(), options_.clock);
     admin_service_ = std::make_unique<AdminService>(faults_.get(), namespaces_.get(), pool_.get());
 
