@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "absl/strings/str_split.h"
 #include "src/server/config.h"
 #include "src/server/gateway.h"
 #include "src/server/signals.h"
@@ -10,11 +11,17 @@
 int main(int argc, char** argv) {
   stategate::server::BlockServerSignals();
 
-  CLI::App app{"stategate: a reliable Key-Value gateway over embedded RocksDB"};
-  std::string config_path, listen, data_dir;
+  CLI::App app{"stategate: a reliable Key-Value gateway over embedded RocksDB or Redis Cluster"};
+  std::string config_path, listen, data_dir, redis_cluster, memcached;
   app.add_option("--config", config_path, "YAML config (see config/stategate.example.yaml)");
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (default 127.0.0.1:7700)");
   app.add_option("--data-dir", data_dir, "RocksDB directory (default ./stategate-data)");
+  app.add_option("--redis-cluster", redis_cluster,
+                 "HOST:PORT[,HOST:PORT...] of Redis Cluster nodes; without --config, namespace "
+                 "'default' lives there (replicas_ack: 1)");
+  app.add_option("--memcached", memcached,
+                 "HOST:PORT of a memcached; without --config, a look-aside cache in front of "
+                 "namespace 'default' (ttl 60s)");
   bool fault_injection = false;
   app.add_flag("--fault-injection", fault_injection,
                "Allow injected latency, errors and pauses (config faults, Admin service); "
@@ -24,6 +31,12 @@ int main(int argc, char** argv) {
   stategate::server::GatewayOptions options;
   if (config_path.empty()) {
     options.config = stategate::server::DefaultConfig();
+    stategate::NamespaceConfig& ns = options.config.namespaces.front();
+    if (!redis_cluster.empty()) {
+      ns.engine = "redis-cluster";
+      ns.replicas_ack = 1;
+    }
+    if (!memcached.empty()) ns.cache.engine = "memcached";
   } else {
     absl::StatusOr<stategate::server::ServerConfig> config =
         stategate::server::LoadConfigFile(config_path);
@@ -36,6 +49,10 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) options.config.listen = listen;
   if (!data_dir.empty()) options.config.data_dir = data_dir;
+  if (!redis_cluster.empty()) {
+    options.config.redis_cluster.seeds = absl::StrSplit(redis_cluster, ',', absl::SkipEmpty());
+  }
+  if (!memcached.empty()) options.config.memcached.address = memcached;
   options.fault_injection = fault_injection;
 
   absl::StatusOr<std::unique_ptr<stategate::server::Gateway>> gateway =

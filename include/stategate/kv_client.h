@@ -52,6 +52,11 @@ struct ReliabilityOptions {
   // Adaptive concurrency limit per endpoint: "aimd", "vegas", "gradient2" or "none". Over
   // the limit a call fails fast with RESOURCE_EXHAUSTED instead of queueing.
   std::string limiter = "aimd";
+  // How long a call may wait for a permit when every endpoint is at its limit, before it
+  // fails with RESOURCE_EXHAUSTED. Zero = fail fast (shed load at once). A closed-loop
+  // caller that would rather slow down than fail (e.g. through a failover, when every
+  // call stalls) sets seconds.
+  absl::Duration limiter_max_wait = absl::ZeroDuration();
   // Power of two choices by peak-EWMA latency × (outstanding + 1); off = round robin.
   bool load_balancing = true;
   // When a deadline passes while this process was paused (GC, SIGSTOP, scheduler), the

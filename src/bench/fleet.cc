@@ -1,12 +1,7 @@
 #include "src/bench/fleet.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,9 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -25,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "src/common/grpc_status.h"
 #include "src/common/status_macros.h"
+#include "src/testbed/child_process.h"
 #include "stategate/v1/admin.grpc.pb.h"
 #include "stategate/v1/control.grpc.pb.h"
 
@@ -41,40 +35,6 @@ constexpr absl::Duration kAdminTimeout = absl::Seconds(5);
 
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-// A port that was free a moment ago (bound to port 0, then released).
-absl::StatusOr<int> FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return Errno("socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const absl::Status status = Errno("bind to a free port");
-    ::close(fd);
-    return status;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string LogTail(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string log = text.str();
-  if (log.size() > kLogTailBytes) log = "..." + log.substr(log.size() - kLogTailBytes);
-  return log;
-}
-
-std::string DescribeExit(int wait_status) {
-  if (WIFEXITED(wait_status)) return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
-  if (WIFSIGNALED(wait_status)) return absl::StrCat("killed by signal ", WTERMSIG(wait_status));
-  return absl::StrCat("wait status ", wait_status);
 }
 
 absl::Status SetFaultsAt(const std::string& address, std::string_view ns,
@@ -107,7 +67,9 @@ struct Child {
   std::string data_dir;
   std::string log_path;
   std::string address;
-  pid_t pid = -1;  // -1 once reaped
+  std::unique_ptr<testbed::ChildProcess> process;  // null until spawned
+
+  pid_t pid() const { return process != nullptr ? process->pid() : -1; }  // -1 once reaped
 };
 
 class LocalFleet final : public Fleet {
@@ -134,9 +96,9 @@ class LocalFleet final : public Fleet {
       for (int attempt = 1;; ++attempt) {
         const absl::Status ready = WaitUntilReady(child);
         if (ready.ok()) break;
-        if (child.pid > 0 || attempt == kStartAttempts) {
-          return absl::Status(
-              ready.code(), absl::StrCat(ready.message(), "; its log:\n", LogTail(child.log_path)));
+        if (child.pid() > 0 || attempt == kStartAttempts) {
+          return absl::Status(ready.code(), absl::StrCat(ready.message(), "; its log:\n",
+                                                         child.process->LogTail(kLogTailBytes)));
         }
         SG_RETURN_IF_ERROR(Spawn(child));  // it exited: try another port
       }
@@ -155,43 +117,34 @@ class LocalFleet final : public Fleet {
 
   absl::Status Pause(size_t replica, absl::Duration) override {
     SG_RETURN_IF_ERROR(CheckReplica(replica));
-    if (::kill(children_[replica].pid, SIGSTOP) != 0) return Errno("SIGSTOP");
+    children_[replica].process->Signal(SIGSTOP);
     return absl::OkStatus();
   }
 
   absl::Status Resume(size_t replica) override {
     SG_RETURN_IF_ERROR(CheckReplica(replica));
-    if (::kill(children_[replica].pid, SIGCONT) != 0) return Errno("SIGCONT");
+    children_[replica].process->Signal(SIGCONT);
     return absl::OkStatus();
   }
 
   absl::Status Stop() override {
     // SIGCONT first: a stopped process does not act on SIGTERM.
-    for (const Child& child : children_) {
-      if (child.pid <= 0) continue;
-      ::kill(child.pid, SIGCONT);
-      ::kill(child.pid, SIGTERM);
+    for (Child& child : children_) {
+      if (child.pid() <= 0) continue;
+      child.process->Signal(SIGCONT);
+      child.process->Signal(SIGTERM);
     }
     std::vector<std::string> problems;
     const absl::Time deadline = absl::Now() + options_.stop_timeout;
     for (Child& child : children_) {
-      while (child.pid > 0) {
-        int status = 0;
-        const pid_t reaped = ::waitpid(child.pid, &status, WNOHANG);
-        if (reaped == child.pid || (reaped < 0 && errno != EINTR)) {
-          if (reaped == child.pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-            problems.push_back(absl::StrCat(child.address, " ", DescribeExit(status)));
-          }
-          child.pid = -1;
-        } else if (absl::Now() >= deadline) {
-          ::kill(child.pid, SIGKILL);
-          ::waitpid(child.pid, nullptr, 0);
-          problems.push_back(absl::StrCat(child.address, " killed after ",
-                                          absl::FormatDuration(options_.stop_timeout)));
-          child.pid = -1;
-        } else {
-          absl::SleepFor(absl::Milliseconds(10));
-        }
+      if (child.pid() <= 0) continue;
+      const std::optional<int> status = child.process->Wait(deadline - absl::Now());
+      if (!status.has_value()) {
+        child.process->Kill();
+        problems.push_back(absl::StrCat(child.address, " killed after ",
+                                        absl::FormatDuration(options_.stop_timeout)));
+      } else if (!(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)) {
+        problems.push_back(absl::StrCat(child.address, " ", testbed::DescribeWaitStatus(*status)));
       }
     }
     if (problems.empty()) return absl::OkStatus();
@@ -200,43 +153,28 @@ class LocalFleet final : public Fleet {
 
  private:
   absl::Status CheckReplica(size_t replica) const {
-    if (replica >= addresses_.size() || children_[replica].pid <= 0) {
+    if (replica >= addresses_.size() || children_[replica].pid() <= 0) {
       return absl::InvalidArgumentError(absl::StrCat("no running replica ", replica));
     }
     return absl::OkStatus();
   }
 
-  // Forks and execs `stategate` for `child` on a new free port.
+  // Starts `stategate` for `child` on a new free port.
   absl::Status Spawn(Child& child) {
-    SG_ASSIGN_OR_RETURN(const int port, FreePort());
+    const int port = testbed::FreePort();
+    if (port < 0) return Errno("bind to a free port");
     child.address = absl::StrCat("127.0.0.1:", port);
-    // Everything the child needs is prepared before fork: after it, only async-signal-safe
-    // calls (the parent has gRPC threads).
-    std::vector<std::string> args = {options_.server_binary, "--fault-injection", "--listen",
-                                     child.address,          "--data-dir",        child.data_dir};
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) return Errno("fork");
-    if (pid == 0) {
-      // Dies with the bench, even when the bench is killed and cannot stop it.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      const int log = ::open(child.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (log >= 0) {
-        ::dup2(log, STDOUT_FILENO);
-        ::dup2(log, STDERR_FILENO);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    child.pid = pid;
+    testbed::ChildProcessOptions process;
+    process.binary = options_.server_binary;
+    process.args = {"--fault-injection", "--listen", child.address, "--data-dir", child.data_dir};
+    process.log_path = child.log_path;
+    // Dies with the bench, even when the bench is killed and cannot stop it.
+    process.die_with_parent = true;
+    SG_ASSIGN_OR_RETURN(child.process, testbed::ChildProcess::Start(std::move(process)));
     return absl::OkStatus();
   }
 
-  // Polls Handshake until it answers. On failure, child.pid is -1 when the child exited
+  // Polls Handshake until it answers. On failure, child.pid() is -1 when the child exited
   // (reaped here) and still set when it ran but did not answer in time.
   absl::Status WaitUntilReady(Child& child) {
     grpc::ChannelArguments args;
@@ -249,11 +187,10 @@ class LocalFleet final : public Fleet {
         grpc::CreateCustomChannel(child.address, grpc::InsecureChannelCredentials(), args));
     const absl::Time deadline = absl::Now() + options_.start_timeout;
     while (absl::Now() < deadline) {
-      int status = 0;
-      if (::waitpid(child.pid, &status, WNOHANG) == child.pid) {
-        child.pid = -1;
+      if (!child.process->Running()) {
         return absl::UnavailableError(
-            absl::StrCat("gateway at ", child.address, " ", DescribeExit(status)));
+            absl::StrCat("gateway at ", child.address, " ",
+                         testbed::DescribeWaitStatus(*child.process->wait_status())));
       }
       grpc::ClientContext ctx;
       ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));

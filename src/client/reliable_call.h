@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -148,6 +149,9 @@ class ReliableCaller {
 
 // ---- Implementation of the template parts ----
 
+// How often a call waiting for a concurrency permit tries again (limiter_max_wait).
+inline constexpr absl::Duration kPermitPoll = absl::Milliseconds(5);
+
 template <typename Response>
 class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalCall<Response>> {
  public:
@@ -225,6 +229,17 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       if (!attempt->permit.has_value()) {
         caller_->counters_.limiter_refusals++;
         if (outstanding_ == 0 && !hedge) {
+          // Wait for a permit if the caller allows it (polling: permits free up as answers
+          // arrive), else fail fast.
+          const absl::Time now = caller_->clock_->Now();
+          if (now + kPermitPoll <
+              std::min(deadline_, started_at_ + caller_->options_.limiter_max_wait)) {
+            auto self = this->shared_from_this();
+            const std::optional<size_t> retry_exclude = exclude;
+            caller_->timers_.Schedule(kPermitPoll,
+                                      [self, retry_exclude] { self->OnPermitPoll(retry_exclude); });
+            return nullptr;
+          }
           FinishLocked(absl::ResourceExhaustedError(
                            "client concurrency limit reached for every endpoint tried"),
                        nullptr);
@@ -320,7 +335,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       FinishLocked(FromGrpcStatus(last_error_), nullptr);
       return;
     }
-    if (!caller_->retry_budget_.TryWithdraw()) {
+    const bool prepaid = std::exchange(retry_prepaid_, false);
+    if (!prepaid && !caller_->retry_budget_.TryWithdraw()) {
       caller_->counters_.retry_budget_refusals++;
       FinishLocked(FromGrpcStatus(last_error_), nullptr);
       return;
@@ -330,6 +346,17 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     last_endpoint_ = failed.endpoint;
     auto self = this->shared_from_this();
     caller_->timers_.Schedule(delay, [self] { self->OnRetryTimer(); });
+  }
+
+  void OnPermitPoll(std::optional<size_t> exclude) {
+    std::function<void()> launch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      launch = PrepareAttemptLocked(/*hedge=*/false, exclude);
+    }
+    if (launch != nullptr) launch();
+    Deliver();
   }
 
   void OnRetryTimer() {
@@ -361,8 +388,24 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
         return;
       }
     }
+    // Cancel only when something can take over: another attempt still out, or a retry.
+    // Otherwise cancelling would turn a slow call into a failed one (a failover that stalls
+    // every attempt for seconds, with the retry budget spent, is the case in point).
+    if (outstanding_ == 1) {
+      if (!RetryPossibleLocked()) return;
+      if (!caller_->retry_budget_.TryWithdraw()) {
+        caller_->counters_.retry_budget_refusals++;
+        return;
+      }
+      retry_prepaid_ = true;
+    }
     attempt->timed_out = true;
     attempt->ctx.TryCancel();
+  }
+
+  bool RetryPossibleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return caller_->options_.retries && retries_ + 1 < caller_->options_.max_attempts &&
+           caller_->clock_->Now() + caller_->BackoffDelay(retries_) < deadline_;
   }
 
   void OnHedgeTimer() {
@@ -447,6 +490,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   std::vector<std::unique_ptr<Attempt>> attempts_ ABSL_GUARDED_BY(mu_);
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   int retries_ ABSL_GUARDED_BY(mu_) = 0;
+  // The budget was drawn when a timed-out attempt was cancelled, for the retry after it.
+  bool retry_prepaid_ ABSL_GUARDED_BY(mu_) = false;
   bool hedged_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool delivered_ ABSL_GUARDED_BY(mu_) = false;

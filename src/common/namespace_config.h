@@ -30,10 +30,16 @@ struct NamespaceLimits {
 
 struct ClientSettings {
   int64_t compression_threshold_bytes = 1024;  // 0 = never compress
-  int64_t chunk_bytes = 1LL << 20;      // values above this travel as chunks
-  int64_t page_size_bytes = 2LL << 20;  // default page size of reads
+  int64_t chunk_bytes = 1LL << 20;             // values above this travel as chunks
+  int64_t page_size_bytes = 2LL << 20;         // default page size of reads
   bool hedging = true;
   std::string near_cache = "off";  // off | lru | total
+};
+
+// A look-aside cache in front of a namespace's point reads (DESIGN.md, "Storage engines").
+struct CacheConfig {
+  std::string engine = "none";  // none | memcached
+  absl::Duration ttl = absl::Seconds(60);
 };
 
 struct NamespaceConfig {
@@ -41,6 +47,9 @@ struct NamespaceConfig {
   std::string abstraction = "kv";
   std::string engine = "rocksdb";
   Durability durability = Durability::kSync;
+  // redis-cluster: a write is acknowledged once this many replicas have it.
+  int replicas_ack = 0;
+  CacheConfig cache;
   Slo point_read{absl::Milliseconds(10), absl::Milliseconds(100)};
   Slo range_read{absl::Milliseconds(50), absl::Milliseconds(500)};
   Slo write{absl::Milliseconds(20), absl::Milliseconds(200)};

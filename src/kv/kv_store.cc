@@ -312,6 +312,7 @@ absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
   write.version = version;
   write.ops = std::move(ops);
   write.sync = ns.durability == Durability::kSync;
+  write.replicas_ack = ns.replicas_ack;
   return engine_->Write(write);
 }
 
@@ -584,6 +585,7 @@ absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns
   write.version = version;
   write.ops.push_back(storage::PutOp{ChunkIndexKey(request.index()), request.data(), 0});
   write.sync = ns.durability == Durability::kSync;
+  write.replicas_ack = ns.replicas_ack;  // the commit that refers to it relies on it
   SG_RETURN_IF_ERROR(engine_->Write(write));
   return v1::PutChunkResponse();
 }

@@ -147,7 +147,14 @@ absl::StatusOr<ParsedNamespace> ParseNamespace(const YAML::Node& node, const std
     return absl::InvalidArgumentError(
         absl::StrCat(storage.Path("durability"), ": '", durability, "' is not sync or async"));
   }
+  SG_RETURN_IF_ERROR(storage.Read("replicas_ack", ns.replicas_ack));
   SG_RETURN_IF_ERROR(storage.CheckNoUnknown());
+
+  Fields cache(fields.Get("cache"), fields.Path("cache"));
+  SG_RETURN_IF_ERROR(cache.CheckMap());
+  SG_RETURN_IF_ERROR(cache.Read("engine", ns.cache.engine));
+  SG_RETURN_IF_ERROR(cache.ReadDuration("ttl", ns.cache.ttl));
+  SG_RETURN_IF_ERROR(cache.CheckNoUnknown());
 
   Fields slo(fields.Get("slo"), fields.Path("slo"));
   SG_RETURN_IF_ERROR(slo.CheckMap());
@@ -196,6 +203,10 @@ absl::Status ValidateSlo(const std::string& field, const Slo& slo) {
   return absl::OkStatus();
 }
 
+constexpr int kMaxReplicasAck = 5;
+// memcached reads an expiry above 30 days as a unix time.
+constexpr absl::Duration kMaxCacheTtl = absl::Hours(24 * 30);
+
 absl::Status ValidateNamespace(const NamespaceConfig& ns) {
   static const std::regex kName("[A-Za-z0-9_-]{1,64}");
   if (!std::regex_match(ns.name, kName)) {
@@ -207,9 +218,25 @@ absl::Status ValidateNamespace(const NamespaceConfig& ns) {
     return absl::InvalidArgumentError(
         absl::StrCat(at, "abstraction '", ns.abstraction, "' is not served (this server has: kv)"));
   }
-  if (ns.engine != "rocksdb") {
+  if (ns.engine != "rocksdb" && ns.engine != "redis-cluster") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        at, "storage.engine '", ns.engine, "' is not available (have: rocksdb, redis-cluster)"));
+  }
+  if (ns.replicas_ack < 0 || ns.replicas_ack > kMaxReplicasAck) {
     return absl::InvalidArgumentError(
-        absl::StrCat(at, "storage.engine '", ns.engine, "' is not available (have: rocksdb)"));
+        absl::StrCat(at, "storage.replicas_ack must be in [0, ", kMaxReplicasAck, "]"));
+  }
+  if (ns.replicas_ack > 0 && ns.engine != "redis-cluster") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "storage.replicas_ack applies to engine redis-cluster only"));
+  }
+  if (ns.cache.engine != "none" && ns.cache.engine != "memcached") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "cache.engine '", ns.cache.engine, "' must be none or memcached"));
+  }
+  if (ns.cache.ttl < absl::Seconds(1) || ns.cache.ttl > kMaxCacheTtl) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "cache.ttl must be in [1s, ", absl::FormatDuration(kMaxCacheTtl), "]"));
   }
   SG_RETURN_IF_ERROR(ValidateSlo(at + "slo.point_read", ns.point_read));
   SG_RETURN_IF_ERROR(ValidateSlo(at + "slo.range_read", ns.range_read));
@@ -264,9 +291,28 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.worker_threads < 1 || config.worker_threads > 1024) {
     return absl::InvalidArgumentError("worker_threads must be in [1, 1024]");
   }
+  if (config.redis_cluster.replicas_ack_timeout <= absl::ZeroDuration() ||
+      config.redis_cluster.retry_window <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "redis_cluster.replicas_ack_timeout and redis_cluster.retry_window must be > 0");
+  }
+  if (config.memcached.op_timeout <= absl::ZeroDuration() ||
+      config.memcached.op_timeout > absl::Seconds(1)) {
+    return absl::InvalidArgumentError("memcached.op_timeout must be in (0, 1s]");
+  }
   std::set<std::string> names;
   for (const NamespaceConfig& ns : config.namespaces) {
     SG_RETURN_IF_ERROR(ValidateNamespace(ns));
+    if (ns.engine == "redis-cluster" && config.redis_cluster.seeds.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "namespace ", ns.name,
+          ": storage.engine redis-cluster needs redis_cluster.seeds (or --redis-cluster)"));
+    }
+    if (ns.cache.engine == "memcached" && config.memcached.address.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("namespace ", ns.name,
+                       ": cache.engine memcached needs memcached.address (or --memcached)"));
+    }
     if (!names.insert(ns.name).second) {
       return absl::InvalidArgumentError(absl::StrCat("namespace ", ns.name, " is declared twice"));
     }
@@ -299,6 +345,18 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml) {
   SG_RETURN_IF_ERROR(fields.ReadDuration("drain_timeout", config.drain_timeout));
   SG_RETURN_IF_ERROR(fields.Read("worker_threads", config.worker_threads));
   SG_RETURN_IF_ERROR(fields.Read("page_token_secret", config.page_token_secret));
+  Fields redis(fields.Get("redis_cluster"), "config.redis_cluster");
+  SG_RETURN_IF_ERROR(redis.CheckMap());
+  SG_RETURN_IF_ERROR(redis.Read("seeds", config.redis_cluster.seeds));
+  SG_RETURN_IF_ERROR(
+      redis.ReadDuration("replicas_ack_timeout", config.redis_cluster.replicas_ack_timeout));
+  SG_RETURN_IF_ERROR(redis.ReadDuration("retry_window", config.redis_cluster.retry_window));
+  SG_RETURN_IF_ERROR(redis.CheckNoUnknown());
+  Fields memcached(fields.Get("memcached"), "config.memcached");
+  SG_RETURN_IF_ERROR(memcached.CheckMap());
+  SG_RETURN_IF_ERROR(memcached.Read("address", config.memcached.address));
+  SG_RETURN_IF_ERROR(memcached.ReadDuration("op_timeout", config.memcached.op_timeout));
+  SG_RETURN_IF_ERROR(memcached.CheckNoUnknown());
   YAML::Node namespaces = fields.Get("namespaces");
   if (namespaces) {
     if (!namespaces.IsSequence()) {

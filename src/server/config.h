@@ -14,6 +14,22 @@
 
 namespace stategate::server {
 
+// Where the redis-cluster engine finds its cluster; empty seeds = no cluster.
+struct RedisClusterConfig {
+  std::vector<std::string> seeds;  // "host:port" of any nodes
+  // How long a write waits for its namespace's replicas_ack replicas.
+  absl::Duration replicas_ack_timeout = absl::Seconds(5);
+  // How long a call keeps retrying while the cluster fails over before it fails.
+  absl::Duration retry_window = absl::Seconds(8);
+};
+
+// The memcached that namespaces with `cache: {engine: memcached}` share; empty = none.
+struct MemcachedConfig {
+  std::string address;  // "host:port"
+  // Past this a cache operation is given up and the call goes on without the cache.
+  absl::Duration op_timeout = absl::Milliseconds(5);
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:7700";
   std::string data_dir = "./stategate-data";
@@ -29,6 +45,8 @@ struct ServerConfig {
   int worker_threads = 16;
   // Secret for page tokens; give every gateway of a fleet the same one. Empty = random.
   std::string page_token_secret;
+  RedisClusterConfig redis_cluster;
+  MemcachedConfig memcached;
   std::vector<NamespaceConfig> namespaces;
   // Faults to inject, by namespace (each namespace's `faults:`). A gateway refuses to start
   // with any unless started with --fault-injection; a reload replaces them all.

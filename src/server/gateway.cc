@@ -15,10 +15,10 @@
 #include "src/common/worker_pool.h"
 #include "src/kv/kv_store.h"
 #include "src/server/admin_service.h"
+#include "src/server/engines.h"
 #include "src/server/faults.h"
 #include "src/server/namespaces.h"
 #include "src/server/pushback.h"
-#include "src/storage/rocksdb/rocksdb_engine.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
 
@@ -221,16 +221,13 @@ class GatewayImpl final : public Gateway {
     const ServerConfig& config = options_.config;
     SG_RETURN_IF_ERROR(ValidateConfig(config));
     SG_RETURN_IF_ERROR(CheckFaultsAllowed(config));
-    storage::RocksDbOptions engine_options;
-    engine_options.path = config.data_dir;
-    engine_options.clock = options_.clock;
-    engine_options.tombstone_grace = config.tombstone_grace;
-    SG_ASSIGN_OR_RETURN(engine_, storage::OpenRocksDbEngine(engine_options));
+    engines_ = std::make_unique<Engines>(config, options_.clock);
+    SG_RETURN_IF_ERROR(engines_->Place(config.namespaces));
 
     kv::KvStoreOptions kv_options;
     kv_options.max_clock_skew = config.max_clock_skew;
     kv_options.page_token_secret = config.page_token_secret;
-    store_ = std::make_unique<kv::KvStore>(engine_.get(), options_.clock, kv_options);
+    store_ = std::make_unique<kv::KvStore>(engines_->router(), options_.clock, kv_options);
     for (const NamespaceConfig& ns : config.namespaces) {
       SG_RETURN_IF_ERROR(store_->Prepare(ns));
     }
@@ -283,6 +280,11 @@ class GatewayImpl final : public Gateway {
     if (next.data_dir != options_.config.data_dir || next.listen != options_.config.listen) {
       spdlog::warn("reload: listen and data_dir changes take effect only on restart");
     }
+    if (next.redis_cluster.seeds != options_.config.redis_cluster.seeds ||
+        next.memcached.address != options_.config.memcached.address) {
+      spdlog::warn("reload: redis_cluster and memcached changes take effect only on restart");
+    }
+    SG_RETURN_IF_ERROR(engines_->Place(next.namespaces));
     for (const NamespaceConfig& ns : next.namespaces) {
       SG_RETURN_IF_ERROR(store_->Prepare(ns));
     }
@@ -321,7 +323,10 @@ class GatewayImpl final : public Gateway {
     pool_.reset();    // runs what was queued, then joins
     server_.reset();
     store_.reset();
-    engine_.reset();  // closes the database last
+    if (engines_ != nullptr) {
+      for (const std::string& line : engines_->CacheReport()) spdlog::info("{}", line);
+    }
+    engines_.reset();  // closes the database last
     drained_.Notify();
     spdlog::info("drained");
   }
@@ -349,11 +354,12 @@ class GatewayImpl final : public Gateway {
           spdlog::info("collected {} abandoned chunk sets in {}", *removed, name);
         }
       }
+      for (const std::string& line : engines_->CacheReport()) spdlog::info("{}", line);
     }
   }
 
   GatewayOptions options_;
-  std::unique_ptr<storage::StorageEngine> engine_;
+  std::unique_ptr<Engines> engines_;
   std::unique_ptr<kv::KvStore> store_;
   std::unique_ptr<Namespaces> namespaces_;
   std::unique_ptr<WorkerPool> pool_;

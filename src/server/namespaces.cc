@@ -1,5 +1,7 @@
 #include "src/server/namespaces.h"
 
+#include "absl/strings/str_cat.h"
+
 #include "src/common/checksum.h"
 
 namespace stategate::server {
@@ -51,6 +53,8 @@ std::shared_ptr<const NamespaceSet> MakeNamespaceSet(const std::vector<Namespace
   for (const auto& [name, ns] : set->by_name) {
     canonical += ns.engine;
     canonical += ns.durability == Durability::kSync ? "sync" : "async";
+    canonical += absl::StrCat("|", ns.replicas_ack, "|", ns.cache.engine, "|",
+                              absl::ToInt64Milliseconds(ns.cache.ttl));
   }
   set->version = Xxh64(canonical);
   set->handshake.set_config_version(set->version);

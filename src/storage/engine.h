@@ -64,6 +64,9 @@ struct RecordWrite {
   Version version;
   std::vector<WriteOp> ops;
   bool sync = true;  // durable (e.g. WAL fsync) before returning
+  // Engines with replicas: acknowledged only once this many replicas have the write;
+  // UNAVAILABLE (maybe applied; retry with the same version) if they do not in time.
+  int replicas_ack = 0;
 };
 
 // A live item as read back: never a tombstone, never expired, never covered by a newer

@@ -12,7 +12,9 @@ namespace stategate::storage {
 class StorageEngineWrapper : public StorageEngine {
  public:
   explicit StorageEngineWrapper(std::unique_ptr<StorageEngine> target)
-      : target_(std::move(target)) {}
+      : owned_(std::move(target)), target_(owned_.get()) {}
+  // Forwards to an engine owned elsewhere, which must outlive the wrapper.
+  explicit StorageEngineWrapper(StorageEngine* borrowed) : target_(borrowed) {}
 
   absl::Status CreateTable(const std::string& table) override {
     return target_->CreateTable(table);
@@ -33,11 +35,21 @@ class StorageEngineWrapper : public StorageEngine {
 
  protected:
   StorageEngine& target() { return *target_; }
-  // Closes the wrapped engine before the wrapper's own members are destroyed.
-  void ResetTarget() { target_.reset(); }
+  // Closes the wrapped engine (if owned) before the wrapper's own members are destroyed.
+  void ResetTarget() {
+    target_ = nullptr;
+    owned_.reset();
+  }
 
  private:
-  std::unique_ptr<StorageEngine> target_;
+  std::unique_ptr<StorageEngine> owned_;  // null when borrowed
+  StorageEngine* target_;
 };
+
+// An engine that forwards to `engine` without owning it: to hand an engine that lives on
+// elsewhere to something that takes ownership (a CachingEngine in front of a shared one).
+inline std::unique_ptr<StorageEngine> Borrow(StorageEngine* engine) {
+  return std::make_unique<StorageEngineWrapper>(engine);
+}
 
 }  // namespace stategate::storage

@@ -6,14 +6,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "src/testbed/child_process.h"
 
 namespace stategate::testing {
 
-// A port that was free a moment ago (bound to port 0, then released).
+// A port that was free a moment ago (bound to port 0, then released); testbed::FreePort.
 int FreePort();
 
 class ServerProcess {
@@ -34,14 +36,15 @@ class ServerProcess {
 
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  pid_t pid() const { return pid_; }
+  // -1 before Start and once the child has been reaped.
+  pid_t pid() const { return child_ != nullptr ? child_->pid() : -1; }
 
  private:
   std::string binary_;
   std::vector<std::string> args_;
   std::string log_path_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  std::unique_ptr<testbed::ChildProcess> child_;
 };
 
 }  // namespace stategate::testing

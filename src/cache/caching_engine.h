@@ -1,0 +1,106 @@
+// CachingEngine: a look-aside memcached cache for point reads (the EVCache pattern), as a
+// StorageEngine wrapper. Several gateways may wrap one shared store and share one memcached
+// server; a read that starts after a write was acknowledged (by any of them) never returns
+// what that write replaced, as long as the write's invalidation reached memcached (see
+// caching_engine.cc for the argument and for what happens when it does not).
+//
+// Only point reads are cached: Read() of a table with a TTL, by_keys with 1..max_keys
+// sorted unique keys and no `after`. Everything else, and every read while memcached is
+// unreachable, goes straight to the wrapped engine: the cache changes no result, only how
+// fast it comes. Cache failures are never returned to the caller.
+//
+// Thread-safe if the wrapped engine is.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "src/cache/memcached_client.h"
+#include "src/common/clock.h"
+#include "src/storage/engine.h"
+#include "src/storage/engine_wrapper.h"
+
+namespace stategate::cache {
+
+struct CachingEngineOptions {
+  // The cached tables and how long their items may stay cached (at least 1 s): also how long
+  // another gateway may serve a stale item after a write whose invalidation failed. Gateways
+  // sharing a memcached server must cache the same tables: writes to a table a gateway does
+  // not cache invalidate nothing. Default: none.
+  absl::flat_hash_map<std::string, absl::Duration> table_ttls;
+  // The TTL of every table not in table_ttls; unset = only those tables are cached.
+  // Default: unset.
+  std::optional<absl::Duration> default_ttl;
+  // The wrapped engine's clock: decides item expiry (expires_at_us) and soft deadlines.
+  // Default: the real clock.
+  Clock* clock = Clock::Real();
+  // Reads of more keys than this pass through. Default: 32.
+  size_t max_keys = 32;
+  // Items whose value is larger are not cached. Default: 256 KiB.
+  size_t max_value_bytes = 256 * 1024;
+};
+
+class CachingEngine : public storage::StorageEngineWrapper {
+ public:
+  struct Stats {
+    uint64_t hits = 0;               // items served from memcached
+    uint64_t misses = 0;             // items of cacheable reads that were read from the engine
+    uint64_t fills = 0;              // items stored into memcached
+    uint64_t passthrough_reads = 0;  // reads that are not cacheable (not point reads, table)
+    uint64_t bypassed_reads = 0;     // cacheable reads that skipped memcached (down, suspended)
+    uint64_t suspensions = 0;        // failed invalidations, each suspending its table here
+    MemcachedClient::Stats client;
+  };
+
+  // INVALID_ARGUMENT if a TTL is under 1 s or `target`, `cache` or the clock is null.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<CachingEngine>> Create(
+      std::unique_ptr<storage::StorageEngine> target, std::unique_ptr<MemcachedClient> cache,
+      CachingEngineOptions options);
+
+  // Drops the table, then invalidates every cached item of it.
+  absl::Status DropTable(const std::string& table) override;
+  // Applies the write, then invalidates every cached item of its record.
+  absl::Status Write(const storage::RecordWrite& write) override;
+  absl::StatusOr<storage::RecordSlice> Read(const std::string& table, const std::string& record_id,
+                                            const storage::KeySpan& span,
+                                            const storage::ReadLimits& limits) override;
+
+  Stats stats() const;
+
+ private:
+  CachingEngine(std::unique_ptr<storage::StorageEngine> target,
+                std::unique_ptr<MemcachedClient> cache, CachingEngineOptions options);
+
+  std::optional<absl::Duration> TtlFor(const std::string& table) const;
+  bool IsPointRead(const storage::KeySpan& span) const;
+  // Deletes a stamp key after a change; if that fails, suspends caching of `table` here.
+  void Invalidate(const std::string& table, const std::string& stamp_key, absl::Duration ttl);
+  bool Suspended(const std::string& table);
+  // The stamp now stored at `key`, adding a fresh one if there is none. Nullopt if memcached
+  // cannot tell (then nothing read now may be cached).
+  std::optional<std::string> EnsureStamp(const std::string& key, absl::Duration ttl);
+
+  const std::unique_ptr<MemcachedClient> cache_;
+  const CachingEngineOptions options_;
+
+  absl::Mutex mu_;
+  // Tables this gateway reads without memcached until the given (real) time.
+  absl::flat_hash_map<std::string, absl::Time> suspended_until_ ABSL_GUARDED_BY(mu_);
+
+  std::atomic<uint64_t> hits_{0};
+  std::atomic<uint64_t> misses_{0};
+  std::atomic<uint64_t> fills_{0};
+  std::atomic<uint64_t> passthrough_reads_{0};
+  std::atomic<uint64_t> bypassed_reads_{0};
+  std::atomic<uint64_t> suspensions_{0};
+};
+
+}  // namespace stategate::cache

@@ -1,0 +1,413 @@
+#include "src/storage/redis/redis_engine.h"
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "src/common/checksum.h"
+#include "src/common/status_macros.h"
+#include "src/storage/record_merge.h"
+#include "src/storage/redis/lua_scripts.h"
+
+namespace stategate::storage {
+namespace {
+
+using redis::Command;
+using redis::Reply;
+
+constexpr int kBuckets = 256;
+constexpr char kTablesKey[] = "stategate:tables";
+constexpr size_t kCellHeader = 19;  // flag, version time, expires, nonce length
+constexpr int64_t kIdBatch = 64;    // record ids listed at a time by scans and purges
+// One WAIT of a write that waits for replicas; it repeats until replicas_ack_timeout.
+constexpr absl::Duration kWaitSlice = absl::Milliseconds(250);
+
+// ---- Encodings shared with lua_scripts.h ----
+
+void AppendBigEndian(std::string& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+uint64_t ReadBigEndian(std::string_view bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
+  return v;
+}
+
+// A signed time as 8 bytes that compare like the numbers they encode.
+std::string VersionTime(int64_t time_us) {
+  std::string out;
+  AppendBigEndian(out, static_cast<uint64_t>(time_us) ^ (uint64_t{1} << 63));
+  return out;
+}
+std::string Micros(int64_t us) {
+  std::string out;
+  AppendBigEndian(out, static_cast<uint64_t>(std::max<int64_t>(us, 0)));
+  return out;
+}
+
+std::string VersionBytes(const Version& v) { return VersionTime(v.time_us) + v.nonce; }
+
+std::string Cell(const Version& v, const std::optional<PutOp>& put) {
+  std::string out;
+  const size_t value_size = put.has_value() ? put->value.size() : 0;
+  out.reserve(kCellHeader + v.nonce.size() + value_size);
+  out.push_back(put.has_value() ? 'v' : 't');
+  out.append(VersionTime(v.time_us));
+  AppendBigEndian(out, static_cast<uint64_t>(put.has_value() ? put->expires_at_us : 0));
+  out.push_back(static_cast<char>(v.nonce.size() >> 8));
+  out.push_back(static_cast<char>(v.nonce.size()));
+  out.append(v.nonce);
+  if (put.has_value()) out.append(put->value);
+  return out;
+}
+
+absl::StatusOr<StoredItem> ParseCell(std::string key, const std::string& cell) {
+  if (cell.size() < kCellHeader) return absl::DataLossError("redis: short cell");
+  const size_t nonce_size =
+      (size_t{static_cast<uint8_t>(cell[17])} << 8) | static_cast<uint8_t>(cell[18]);
+  if (cell.size() < kCellHeader + nonce_size) return absl::DataLossError("redis: short cell");
+  StoredItem item;
+  item.key = std::move(key);
+  item.version.time_us =
+      static_cast<int64_t>(ReadBigEndian(std::string_view(cell).substr(1)) ^ (uint64_t{1} << 63));
+  item.expires_at_us = static_cast<int64_t>(ReadBigEndian(std::string_view(cell).substr(9)));
+  item.version.nonce = cell.substr(kCellHeader, nonce_size);
+  item.value = cell.substr(kCellHeader + nonce_size);
+  return item;
+}
+
+// ---- Keys ----
+
+int BucketOf(const std::string& record_id) { return static_cast<int>(Xxh64(record_id) % kBuckets); }
+
+// Every key of a bucket starts with its hash tag, so they share one slot.
+std::string Tag(int bucket) { return absl::StrFormat("{sg%02x}", bucket); }
+
+struct RecordKeys {
+  std::string cells, keys, tombstones, index, replays;
+};
+
+RecordKeys KeysOf(const std::string& epoch, const std::string& id) {
+  const std::string tag = Tag(BucketOf(id));
+  // The kind letter comes before the fixed-length epoch, so no two kinds or ids collide.
+  return RecordKeys{tag + "c" + epoch + id, tag + "z" + epoch + id, tag + "m" + epoch + id,
+                    tag + "i" + epoch, tag + "w"};
+}
+
+std::string IndexKey(const std::string& epoch, int bucket) { return Tag(bucket) + "i" + epoch; }
+
+absl::Status ScriptError(const Reply& reply, const char* what) {
+  return absl::InternalError(absl::StrCat("redis ", what, ": ", reply.str));
+}
+
+// Tracks a scan page's limits across the records it reads.
+struct PageBudget {
+  size_t items = 0;
+  size_t bytes = 0;
+};
+
+class RedisClusterEngine : public StorageEngine {
+ public:
+  RedisClusterEngine(const RedisClusterEngineOptions& options,
+                     std::unique_ptr<redis::ClusterClient> client)
+      : options_(options),
+        client_(std::move(client)),
+        write_script_(std::string(redis_lua::kCommon) + redis_lua::kWriteBody),
+        read_script_(std::string(redis_lua::kCommon) + redis_lua::kReadBody),
+        purge_script_(std::string(redis_lua::kCommon) + redis_lua::kPurgeBody) {}
+
+  absl::Status CreateTable(const std::string& table) override {
+    if (Epoch(table).ok()) return absl::OkStatus();
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                        client_->Pipeline(kTablesKey, {{"HSETNX", kTablesKey, table, NewEpoch()},
+                                                       {"HGET", kTablesKey, table}}));
+    if (replies[1].type != Reply::Type::kString) return ScriptError(replies[1], "create table");
+    absl::MutexLock lock(&mu_);
+    epochs_[table] = replies[1].str;  // ours, or the one another gateway made first
+    return absl::OkStatus();
+  }
+
+  absl::Status DropTable(const std::string& table) override {
+    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                        client_->Pipeline(kTablesKey, {{"HDEL", kTablesKey, table}}));
+    {
+      absl::MutexLock lock(&mu_);
+      epochs_.erase(table);
+    }
+    if (replies[0].is_error()) return ScriptError(replies[0], "drop table");
+    // The table is gone for readers now; its keys are deleted bucket by bucket.
+    for (int bucket = 0; bucket < kBuckets; ++bucket) {
+      const std::string index = IndexKey(epoch, bucket);
+      for (;;) {
+        SG_ASSIGN_OR_RETURN(std::vector<std::string> ids, ListIds(index, "-"));
+        std::vector<Command> dels;
+        for (const std::string& id : ids) {
+          const RecordKeys keys = KeysOf(epoch, id);
+          dels.push_back({"DEL", keys.cells, keys.keys, keys.tombstones});
+          dels.push_back({"ZREM", index, id});
+        }
+        if (dels.empty()) break;
+        SG_RETURN_IF_ERROR(client_->Pipeline(index, dels).status());
+      }
+      SG_RETURN_IF_ERROR(client_->Pipeline(index, {{"DEL", index}}).status());
+    }
+    return absl::OkStatus();
+  }
+
+  bool HasTable(const std::string& table) const override { return Epoch(table).ok(); }
+
+  absl::Status Write(const RecordWrite& write) override {
+    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(write.table));
+    const FoldedWrite folded = Fold(write.ops);
+    const RecordKeys keys = KeysOf(epoch, write.record_id);
+    std::vector<std::string> args = {
+        write.record_id, VersionBytes(write.version),
+        VersionTime(absl::ToUnixMicros(options_.clock->Now() - options_.tombstone_grace)),
+        std::to_string(folded.ranges.size())};
+    for (const DeleteRangeOp& range : folded.ranges) {
+      args.push_back(range.start);
+      args.push_back(range.end);
+    }
+    for (const auto& [key, put] : folded.points) {
+      args.push_back(key);
+      args.push_back(Cell(write.version, put));
+    }
+    std::vector<Command> commands = {write_script_.EvalSha(
+        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args)};
+    if (write.replicas_ack > 0) {
+      const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
+      commands.push_back({"WAIT", std::to_string(write.replicas_ack),
+                          std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
+    }
+    // Until enough replicas have it: each round is the script again (a replay, which bumps
+    // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
+    // its replica in a failover gets one back within a few rounds when the node returns.
+    // Timed from the first short WAIT, not from the start: reaching the slot's master may
+    // already have taken a failover's worth of retries.
+    std::optional<absl::Time> give_up;
+    for (;;) {
+      SG_ASSIGN_OR_RETURN(
+          std::vector<Reply> replies,
+          redis::PipelineWithScript(*client_, keys.cells, commands, 0, write_script_));
+      if (replies[0].is_error()) return ScriptError(replies[0], "write");
+      if (write.replicas_ack == 0) return absl::OkStatus();
+      if (replies[1].type != Reply::Type::kInteger) return ScriptError(replies[1], "WAIT");
+      if (replies[1].integer >= write.replicas_ack) return absl::OkStatus();
+      if (!give_up.has_value()) give_up = absl::Now() + options_.replicas_ack_timeout;
+      if (absl::Now() >= *give_up) {
+        return absl::UnavailableError(
+            absl::StrCat("replicas_ack: ", replies[1].integer, " of ", write.replicas_ack,
+                         " replicas acknowledged the write within ",
+                         absl::FormatDuration(options_.replicas_ack_timeout),
+                         "; it may or may not be applied, retry with the same token"));
+      }
+    }
+  }
+
+  absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
+                                   const KeySpan& span, const ReadLimits& limits) override {
+    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
+    ReadLimits effective = limits;
+    // The script cannot see our clock: a deadline already passed means one item.
+    if (options_.clock->Now() >= limits.soft_deadline) effective.max_items = 1;
+    return ReadRecord(epoch, record_id, span, effective, PageBudget{});
+  }
+
+  absl::Status Purge(const std::string& table) override {
+    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
+    const int64_t cutoff_us = absl::ToUnixMicros(options_.clock->Now() - options_.tombstone_grace);
+    for (int bucket = 0; bucket < kBuckets; ++bucket) {
+      const std::string index = IndexKey(epoch, bucket);
+      std::string after = "-";
+      for (;;) {
+        SG_ASSIGN_OR_RETURN(std::vector<std::string> ids, ListIds(index, after));
+        if (ids.empty()) break;
+        for (const std::string& id : ids) {
+          const RecordKeys keys = KeysOf(epoch, id);
+          SG_ASSIGN_OR_RETURN(
+              std::vector<Reply> replies,
+              redis::PipelineWithScript(
+                  *client_, keys.cells,
+                  {purge_script_.EvalSha({keys.cells, keys.keys, keys.tombstones, keys.index},
+                                         {id, VersionTime(cutoff_us), Micros(cutoff_us)})},
+                  0, purge_script_));
+          if (replies[0].is_error()) return ScriptError(replies[0], "purge");
+        }
+        after = "(" + ids.back();
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<TableSlice> Scan(const std::string& table,
+                                  const std::optional<ScanPosition>& after,
+                                  const ReadLimits& limits) override {
+    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
+    TableSlice slice;
+    PageBudget budget;
+    // Reads one record into the slice; false once the page is full.
+    auto take_record = [&](const std::string& id,
+                           std::optional<std::string> after_key) -> absl::StatusOr<bool> {
+      if (budget.items > 0 &&
+          (budget.items >= limits.max_items || options_.clock->Now() >= limits.soft_deadline)) {
+        return false;
+      }
+      KeySpan span;
+      span.after = std::move(after_key);
+      SG_ASSIGN_OR_RETURN(RecordSlice part, ReadRecord(epoch, id, span, limits, budget));
+      for (const StoredItem& item : part.items) {
+        budget.items++;
+        budget.bytes += item.key.size() + item.value.size();
+      }
+      if (!part.items.empty()) slice.records.push_back(ScannedRecord{id, std::move(part.items)});
+      if (part.resume_after.has_value()) return false;
+      return true;
+    };
+    auto stop_here = [&] {
+      if (slice.records.empty()) return;  // cannot happen: a first read always takes one
+      const ScannedRecord& last = slice.records.back();
+      slice.resume = ScanPosition{last.record_id, last.items.back().key};
+    };
+
+    int first_bucket = 0;
+    std::string first_from = "-";  // where the first bucket's ids start
+    if (after.has_value()) {
+      first_bucket = BucketOf(after->record_id);
+      first_from = "(" + after->record_id;
+      if (after->key.has_value()) {
+        SG_ASSIGN_OR_RETURN(bool more, take_record(after->record_id, after->key));
+        if (!more) {
+          stop_here();
+          return slice;
+        }
+      }
+    }
+    for (int bucket = first_bucket; bucket < kBuckets; ++bucket) {
+      const std::string index = IndexKey(epoch, bucket);
+      std::string from = bucket == first_bucket ? first_from : std::string("-");
+      for (;;) {
+        SG_ASSIGN_OR_RETURN(std::vector<std::string> ids, ListIds(index, from));
+        if (ids.empty()) break;
+        for (const std::string& id : ids) {
+          SG_ASSIGN_OR_RETURN(bool more, take_record(id, std::nullopt));
+          if (!more) {
+            stop_here();
+            return slice;
+          }
+        }
+        from = "(" + ids.back();
+      }
+    }
+    return slice;
+  }
+
+ private:
+  // Reads live items of one record under `limits`, less what the page already holds.
+  absl::StatusOr<RecordSlice> ReadRecord(const std::string& epoch, const std::string& id,
+                                         const KeySpan& span, const ReadLimits& limits,
+                                         const PageBudget& spent) {
+    const RecordKeys keys = KeysOf(epoch, id);
+    const size_t items_left = limits.max_items - std::min(limits.max_items, spent.items);
+    const size_t bytes_left = limits.max_bytes - std::min(limits.max_bytes, spent.bytes);
+    std::vector<std::string> args = {Micros(options_.clock->NowMicros()),
+                                     std::to_string(items_left), std::to_string(bytes_left),
+                                     std::to_string(spent.items)};
+    if (span.by_keys) {
+      args.push_back("k");
+      auto it = span.keys.begin();
+      if (span.after.has_value())
+        it = std::upper_bound(span.keys.begin(), span.keys.end(), *span.after);
+      args.insert(args.end(), it, span.keys.end());
+    } else {
+      std::string start = span.start;
+      if (span.after.has_value() && *span.after >= start) {
+        start = *span.after;
+        start.push_back('\0');  // the first key after `after`
+      }
+      args.push_back("r");
+      args.push_back(std::move(start));
+      args.push_back(span.end);
+    }
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                        redis::PipelineWithScript(
+                            *client_, keys.cells,
+                            {read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)},
+                            0, read_script_));
+    const Reply& reply = replies[0];
+    if (reply.type != Reply::Type::kArray || reply.elements.empty() ||
+        reply.elements.size() % 2 != 1) {
+      return ScriptError(reply, "read");
+    }
+    RecordSlice slice;
+    for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+      SG_ASSIGN_OR_RETURN(StoredItem item,
+                          ParseCell(reply.elements[i].str, reply.elements[i + 1].str));
+      slice.items.push_back(std::move(item));
+    }
+    if (reply.elements.back().integer != 0 && !slice.items.empty()) {
+      slice.resume_after = slice.items.back().key;
+    } else if (reply.elements.back().integer != 0) {
+      slice.resume_after = span.after.value_or("");  // nothing fitted after what the page has
+    }
+    return slice;
+  }
+
+  // Up to kIdBatch record ids of one index after `from` ("-" or "(id").
+  absl::StatusOr<std::vector<std::string>> ListIds(const std::string& index,
+                                                   const std::string& from) {
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                        client_->Pipeline(index, {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0",
+                                                   std::to_string(kIdBatch)}}));
+    if (replies[0].type != Reply::Type::kArray) return ScriptError(replies[0], "list records");
+    std::vector<std::string> ids;
+    for (Reply& element : replies[0].elements) ids.push_back(std::move(element.str));
+    return ids;
+  }
+
+  // The table's epoch: cached, else read from the cluster. NOT_FOUND if there is no table.
+  absl::StatusOr<std::string> Epoch(const std::string& table) const {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = epochs_.find(table);
+      if (it != epochs_.end()) return it->second;
+    }
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                        client_->Pipeline(kTablesKey, {{"HGET", kTablesKey, table}}));
+    if (replies[0].type != Reply::Type::kString) {
+      return absl::NotFoundError(absl::StrCat("no table ", table));
+    }
+    absl::MutexLock lock(&mu_);
+    epochs_[table] = replies[0].str;
+    return replies[0].str;
+  }
+
+  static std::string NewEpoch() {
+    std::random_device random;
+    return absl::StrFormat("%08x%08x", random(), random());
+  }
+
+  const RedisClusterEngineOptions options_;
+  const std::unique_ptr<redis::ClusterClient> client_;
+  const redis::Script write_script_;
+  const redis::Script read_script_;
+  const redis::Script purge_script_;
+  mutable absl::Mutex mu_;
+  mutable std::map<std::string, std::string> epochs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRedisClusterEngine(
+    const RedisClusterEngineOptions& options) {
+  SG_ASSIGN_OR_RETURN(std::unique_ptr<redis::ClusterClient> client,
+                      redis::ClusterClient::Connect(options.cluster));
+  return std::make_unique<RedisClusterEngine>(options, std::move(client));
+}
+
+}  // namespace stategate::storage
