@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 
 namespace stategate::cli {
@@ -69,7 +70,11 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
            std::ostream& err, const ClientFactory& connect) {
   Args args;
   CLI::App app{"Operate on the Key-Value data of a stategate gateway.", "stategate-cli"};
-  app.add_option("--addr", args.client.address, "gateway address HOST:PORT")->capture_default_str();
+  std::string addresses = args.client.address;
+  app.add_option("--addr", addresses,
+                 "gateway address HOST:PORT, or several comma-separated (gateways of one fleet: "
+                 "calls spread over them and fail over between them)")
+      ->capture_default_str();
   app.add_option("-n,--namespace", args.ns, "namespace")->capture_default_str();
   app.add_option("--timeout", args.timeout_seconds, "per-call timeout in seconds")
       ->capture_default_str();
@@ -103,6 +108,10 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
   absl::StatusOr<absl::Duration> timeout = Seconds(args.timeout_seconds, "--timeout");
   if (!timeout.ok()) return Fail(timeout.status(), err);
   args.client.timeout = *timeout;
+  std::vector<std::string> split = absl::StrSplit(addresses, ',', absl::SkipEmpty());
+  if (split.empty()) return Fail(absl::InvalidArgumentError("--addr is empty"), err);
+  args.client.address = split.front();
+  args.client.more_addresses.assign(split.begin() + 1, split.end());
   absl::StatusOr<std::unique_ptr<KvClient>> client = connect(args.client);
   if (!client.ok()) return Fail(client.status(), err);
   KvClient& kv = **client;

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/lib/local_gateway.h"
+#include "test/lib/server_process.h"
 
 namespace stategate::cli {
 namespace {
@@ -38,7 +39,11 @@ class CliTest : public ::testing::Test {
 
   // Runs `stategate-cli --addr <gateway> args...` with the CLI's own KvClient::Connect.
   Result Run(std::vector<std::string> args, const std::string& stdin_bytes = "") {
-    args.insert(args.begin(), {"stategate-cli", "--addr", gateway_->address()});
+    return RunAt(gateway_->address(), std::move(args), stdin_bytes);
+  }
+  Result RunAt(const std::string& addr, std::vector<std::string> args,
+               const std::string& stdin_bytes = "") {
+    args.insert(args.begin(), {"stategate-cli", "--addr", addr});
     std::vector<const char*> argv;
     for (const std::string& a : args) argv.push_back(a.c_str());
     std::istringstream in(stdin_bytes);
@@ -115,6 +120,18 @@ TEST_F(CliTest, GlobalOptions) {
   EXPECT_EQ(other.code, kExitNotFound);
   EXPECT_THAT(other.err, StartsWith("NOT_FOUND: "));
   EXPECT_THAT(other.err, HasSubstr("'other'"));
+}
+
+TEST_F(CliTest, SeveralAddressesAreOneFleet) {
+  // The first address is down: the reliable client's calls go to the one that answers.
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::FreePort());
+  Result put = RunAt(dead + "," + gateway_->address(), {"put", "id", "k"}, "fleet value");
+  ASSERT_EQ(put.code, 0) << put.err;
+  EXPECT_EQ(last_options_.address, dead);
+  EXPECT_THAT(last_options_.more_addresses, ::testing::ElementsAre(gateway_->address()));
+  Result get = RunAt(dead + "," + gateway_->address(), {"get", "id", "k"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out, "fleet value");
 }
 
 TEST_F(CliTest, PutWithTtlSetsTheExpiry) {

@@ -113,6 +113,34 @@ TEST(ConfigTest, ExampleFaultsDocumentEveryFieldAndParse) {
   EXPECT_EQ(config->faults.size(), 1u);
 }
 
+TEST(ConfigTest, ParsesRedisClusterMemcachedAndCache) {
+  auto config = ParseConfig(R"(
+redis_cluster: {seeds: [127.0.0.1:7000, 127.0.0.1:7001], replicas_ack_timeout: 2s, retry_window: 3s}
+memcached: {address: 127.0.0.1:11211, op_timeout: 20ms}
+namespaces:
+  - name: users
+    storage: {engine: redis-cluster, replicas_ack: 2}
+    cache: {engine: memcached, ttl: 5m}
+  - name: local
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->redis_cluster.seeds,
+              ::testing::ElementsAre("127.0.0.1:7000", "127.0.0.1:7001"));
+  EXPECT_EQ(config->redis_cluster.replicas_ack_timeout, absl::Seconds(2));
+  EXPECT_EQ(config->redis_cluster.retry_window, absl::Seconds(3));
+  EXPECT_EQ(config->memcached.address, "127.0.0.1:11211");
+  EXPECT_EQ(config->memcached.op_timeout, absl::Milliseconds(20));
+  const NamespaceConfig& users = config->namespaces[0];
+  EXPECT_EQ(users.engine, "redis-cluster");
+  EXPECT_EQ(users.replicas_ack, 2);
+  EXPECT_EQ(users.cache.engine, "memcached");
+  EXPECT_EQ(users.cache.ttl, absl::Minutes(5));
+  const NamespaceConfig& local = config->namespaces[1];
+  EXPECT_EQ(local.engine, "rocksdb");
+  EXPECT_EQ(local.replicas_ack, 0);
+  EXPECT_EQ(local.cache.engine, "none");
+}
+
 TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
   struct Case {
     const char* yaml;
@@ -147,6 +175,21 @@ TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
        "faults.error.applies_to: 'scans' is not all, reads or writes"},
       {"namespaces: [{name: a, faults: {error: {pushback: soon}}}]", "not a duration"},
       {"namespaces: [{name: a, faults: [1]}]", "faults must be a map"},
+      {"namespaces: [{name: a, storage: {engine: redis-cluster}}]",
+       "namespace a: storage.engine redis-cluster needs redis_cluster.seeds"},
+      {"namespaces: [{name: a, cache: {engine: memcached}}]",
+       "namespace a: cache.engine memcached needs memcached.address"},
+      {"namespaces: [{name: a, storage: {replicas_ack: 1}}]",
+       "storage.replicas_ack applies to engine redis-cluster only"},
+      {"redis_cluster: {seeds: [h:1]}\n"
+       "namespaces: [{name: a, storage: {engine: redis-cluster, replicas_ack: 9}}]",
+       "namespace a: storage.replicas_ack must be in [0, 5]"},
+      {"namespaces: [{name: a, cache: {engine: redis}}]",
+       "cache.engine 'redis' must be none or memcached"},
+      {"namespaces: [{name: a, cache: {ttl: 0s}}]", "namespace a: cache.ttl must be in [1s, 720h]"},
+      {"memcached: {address: h:1, op_timeout: 5s}", "memcached.op_timeout must be in (0, 1s]"},
+      {"redis_cluster: {seeds: h:1}", "config.redis_cluster.seeds"},
+      {"redis_cluster: {hosts: [h:1]}", "config.redis_cluster.hosts is not a known field"},
   };
   for (const Case& c : cases) {
     auto config = ParseConfig(c.yaml);
