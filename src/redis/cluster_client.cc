@@ -299,26 +299,6 @@ class ClusterClientImpl final : public ClusterClient {
     }
   }
 
-  absl::Status RunOnEveryMaster(const Command& command) override {
-    std::vector<std::string> masters;
-    {
-      std::shared_lock lock(map_mu_);
-      for (int index : master_indexes_) masters.push_back(nodes_[index]->address());
-    }
-    for (const std::string& address : masters) {
-      NodePool* node = NodeFor(address);
-      absl::StatusOr<Connection> conn = node->Acquire(&connects_);
-      if (!conn.ok()) return conn.status();
-      absl::StatusOr<std::vector<Reply>> replies = RunPipeline(conn->get(), {command}, false);
-      node->Release(std::move(*conn));
-      if (!replies.ok()) return replies.status();
-      if ((*replies)[0].is_error()) {
-        return absl::InternalError(absl::StrCat("redis ", address, ": ", (*replies)[0].str));
-      }
-    }
-    return absl::OkStatus();
-  }
-
   ClusterStats stats() const override {
     ClusterStats s;
     s.pipelines = pipelines_.load();

@@ -82,9 +82,6 @@ class ClusterClient {
   [[nodiscard]] virtual absl::StatusOr<std::vector<Reply>> Pipeline(
       std::string_view hash_key, const std::vector<Command>& commands) = 0;
 
-  // Runs `command` on every master once (e.g. SCRIPT LOAD, FLUSHALL in tests).
-  [[nodiscard]] virtual absl::Status RunOnEveryMaster(const Command& command) = 0;
-
   virtual ClusterStats stats() const = 0;
 };
 

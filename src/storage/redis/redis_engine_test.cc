@@ -127,13 +127,5 @@ TEST_F(RedisClusterEngineTest, UnreachableClusterIsUnavailable) {
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kUnavailable) << engine.status();
 }
 
-TEST(KeySlotTest, MatchesRedis) {
-  // Values from the Redis Cluster specification and CLUSTER KEYSLOT.
-  EXPECT_EQ(redis::KeySlot("123456789"), 0x31C3 % 16384);
-  EXPECT_EQ(redis::KeySlot("{user1000}.following"), redis::KeySlot("{user1000}.followers"));
-  EXPECT_EQ(redis::KeySlot("foo{}{bar}"), redis::KeySlot("foo{}{bar}"));
-  EXPECT_NE(redis::KeySlot("{}a"), redis::KeySlot("{}b"));  // an empty tag hashes the whole key
-}
-
 }  // namespace
 }  // namespace stategate::storage
