@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -367,10 +369,16 @@ absl::Status RedisCluster::WaitUntilReady(absl::Time deadline) {
     for (const RedisNode& node : nodes_) {
       SG_ASSIGN_OR_RETURN(const std::string text, TextCommand(node.port, {"INFO", "replication"}));
       const std::map<std::string, std::string> info = ParseInfo(text);
+      // connected_slaves counts replicas still loading the initial sync too.
+      int online = 0;
+      for (const auto& [key, value] : info) {
+        if (key.rfind("slave", 0) == 0 && absl::StrContains(value, "state=online")) ++online;
+      }
       const bool ready =
           node.role == RedisRole::kReplica
               ? Field(info, "master_link_status") == "up"
-              : Field(info, "connected_slaves") == absl::StrCat(options_.replicas_per_master);
+              : Field(info, "connected_slaves") == absl::StrCat(options_.replicas_per_master) &&
+                    online == options_.replicas_per_master;
       if (!ready) return absl::UnavailableError(absl::StrCat("port ", node.port, ": ", text));
     }
     return absl::OkStatus();
@@ -519,24 +527,33 @@ absl::Status RedisCluster::RestartNode(int port, absl::Duration timeout) {
     }
     SG_ASSIGN_OR_RETURN(const std::string text, TextCommand(port, {"CLUSTER", "NODES"}));
     SG_ASSIGN_OR_RETURN(const std::vector<ListedNode> listed, ParseClusterNodeLines(text));
-    for (const ListedNode& entry : listed) {
-      if (entry.myself && entry.node.role == RedisRole::kReplica) {
-        SG_ASSIGN_OR_RETURN(const std::string replication,
-                            TextCommand(port, {"INFO", "replication"}));
-        if (Field(ParseInfo(replication), "master_link_status") != "up") {
-          return absl::UnavailableError(absl::StrCat("port ", port, ": ", replication));
-        }
+    auto self = std::find_if(listed.begin(), listed.end(),
+                             [](const ListedNode& entry) { return entry.myself; });
+    if (self == listed.end()) {
+      return absl::InternalError(absl::StrCat("port ", port, " does not list itself:\n", text));
+    }
+    if (self->node.role == RedisRole::kReplica) {
+      SG_ASSIGN_OR_RETURN(const std::string replication,
+                          TextCommand(port, {"INFO", "replication"}));
+      if (Field(ParseInfo(replication), "master_link_status") != "up") {
+        return absl::UnavailableError(absl::StrCat("port ", port, ": ", replication));
       }
     }
-    // The others no longer flag it as failed.
+    // The others no longer flag it as failed and see it as it sees itself: until its gossip
+    // reaches them they take a returning master for a master without slots.
     for (int other : RunningPorts()) {
       if (other == port) continue;
       SG_ASSIGN_OR_RETURN(const std::string seen, TextCommand(other, {"CLUSTER", "NODES"}));
       SG_ASSIGN_OR_RETURN(const std::vector<ListedNode> others, ParseClusterNodeLines(seen));
       for (const ListedNode& entry : others) {
-        if (entry.node.port == port && entry.failed) {
+        if (entry.node.port != port) continue;
+        if (entry.failed) {
           return absl::UnavailableError(
               absl::StrCat("port ", other, " still flags port ", port, " failed"));
+        }
+        if (entry.node.role != self->node.role || entry.master_id != self->master_id) {
+          return absl::UnavailableError(absl::StrCat("port ", other, " sees port ", port,
+                                                     " otherwise than it sees itself:\n", seen));
         }
       }
     }
@@ -607,7 +624,16 @@ void RedisCluster::Stop() {
 
 absl::StatusOr<RedisReply> RedisCommand(int port, const std::vector<std::string>& args,
                                         absl::Duration timeout) {
-  if (args.empty()) return absl::InvalidArgumentError("no command given");
+  SG_ASSIGN_OR_RETURN(std::vector<RedisReply> replies, RedisCommands(port, {args}, timeout));
+  return std::move(replies.front());
+}
+
+absl::StatusOr<std::vector<RedisReply>> RedisCommands(
+    int port, const std::vector<std::vector<std::string>>& commands, absl::Duration timeout) {
+  if (commands.empty()) return absl::InvalidArgumentError("no command given");
+  for (const std::vector<std::string>& args : commands) {
+    if (args.empty()) return absl::InvalidArgumentError("an empty command");
+  }
   const timeval tv = absl::ToTimeval(timeout);
   std::unique_ptr<redisContext, RedisContextDeleter> context(
       redisConnectWithTimeout("127.0.0.1", port, tv));
@@ -619,19 +645,24 @@ absl::StatusOr<RedisReply> RedisCommand(int port, const std::vector<std::string>
   if (redisSetTimeout(context.get(), tv) != REDIS_OK) {
     return absl::InternalError(absl::StrCat("setting a timeout: ", context->errstr));
   }
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (const std::string& arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
+  std::vector<RedisReply> replies;
+  for (const std::vector<std::string>& args : commands) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (const std::string& arg : args) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    std::unique_ptr<redisReply, RedisReplyDeleter> reply(
+        static_cast<redisReply*>(redisCommandArgv(context.get(), static_cast<int>(argv.size()),
+                                                  argv.data(), lengths.data())));
+    if (reply == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("127.0.0.1:", port, " ", args[0], ": ", context->errstr));
+    }
+    replies.push_back(Convert(*reply));
   }
-  std::unique_ptr<redisReply, RedisReplyDeleter> reply(static_cast<redisReply*>(
-      redisCommandArgv(context.get(), static_cast<int>(argv.size()), argv.data(), lengths.data())));
-  if (reply == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("127.0.0.1:", port, " ", args[0], ": ", context->errstr));
-  }
-  return Convert(*reply);
+  return replies;
 }
 
 }  // namespace stategate::testbed

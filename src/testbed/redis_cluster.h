@@ -1,8 +1,8 @@
 // RedisCluster: a real Redis Cluster of local `redis-server` processes on free 127.0.0.1
 // ports, for tests and benchmarks. Each node runs without persistence (no RDB, no AOF) in
 // its own directory; the cluster is formed with `redis-cli --cluster create` and is ready
-// when every node reports cluster_state:ok with all 16384 slots assigned and every replica's
-// link to its master is up. Nodes are stopped by the PIDs this class started (SIGKILL),
+// when every node reports cluster_state:ok with all 16384 slots assigned, every replica's
+// link to its master is up and every master lists its replicas online. Nodes are stopped by the PIDs this class started (SIGKILL),
 // when asked to and on every path out, including a Start that fails half way.
 //
 // Also RedisCommand, a one-shot command to one node (hiredis). (The cluster's key slot is
@@ -114,8 +114,9 @@ class RedisCluster {
   // Starts the node on `port` again after KillNode, as an operator would: same port,
   // directory and cluster config file, so it keeps its ID and rejoins (a failed-over master
   // comes back as a replica of its successor). Waits until it reports cluster_state:ok, a
-  // replica's link to its master is up, and no running node flags it failed; then refreshes
-  // nodes(). NOT_FOUND for a port not of this cluster, FAILED_PRECONDITION if the node
+  // replica's link to its master is up, and every running node sees it with the role and
+  // master it reports itself, unflagged (others first see a returning master as a master
+  // without slots, until its gossip tells them it is a replica); then refreshes nodes(). NOT_FOUND for a port not of this cluster, FAILED_PRECONDITION if the node
   // runs, UNAVAILABLE if it exits (say, its port was taken meanwhile), DEADLINE_EXCEEDED
   // after `timeout`.
   [[nodiscard]] absl::Status RestartNode(int port, absl::Duration timeout = absl::Seconds(30));
@@ -169,8 +170,20 @@ struct RedisReply {
 // Sends one command (`args`, binary-safe) to 127.0.0.1:`port` on a new connection and
 // returns the reply, an error reply included. UNAVAILABLE when the node cannot be reached
 // or does not answer within `timeout`.
+//
+// Not for WAIT after a write: WAIT counts the replicas that acknowledged the writes of its
+// own connection, and a new connection wrote nothing, so it returns at once the number of
+// online replicas whether or not they have the write. Use RedisCommands for both.
 [[nodiscard]] absl::StatusOr<RedisReply> RedisCommand(int port,
                                                       const std::vector<std::string>& args,
                                                       absl::Duration timeout = absl::Seconds(5));
+
+// Sends `commands` in order on one new connection to 127.0.0.1:`port` and returns one reply
+// per command, error replies included: what depends on the connection, e.g. a write and
+// the WAIT that covers it. `timeout` is per command (a WAIT's must exceed its own).
+// UNAVAILABLE as RedisCommand; INVALID_ARGUMENT for no commands or an empty one.
+[[nodiscard]] absl::StatusOr<std::vector<RedisReply>> RedisCommands(
+    int port, const std::vector<std::vector<std::string>>& commands,
+    absl::Duration timeout = absl::Seconds(5));
 
 }  // namespace stategate::testbed

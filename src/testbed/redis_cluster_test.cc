@@ -65,13 +65,17 @@ TEST(RedisClusterTest, AReplicatedKeySurvivesTheFailoverOfItsMasterWhichRejoinsA
   absl::StatusOr<RedisNode> old_master = cluster->MasterOfSlot(slot);
   ASSERT_TRUE(old_master.ok()) << old_master.status();
 
-  absl::StatusOr<RedisReply> set = RedisCommand(old_master->port, {"SET", key, "survives"});
-  ASSERT_TRUE(set.ok()) << set.status();
-  ASSERT_EQ(set->str, "OK");
-  absl::StatusOr<RedisReply> wait = RedisCommand(old_master->port, {"WAIT", "1", "1000"});
-  ASSERT_TRUE(wait.ok()) << wait.status();
-  ASSERT_EQ(wait->type, RedisReply::Type::kInteger) << wait->str;
-  ASSERT_GE(wait->integer, 1) << "the SET reached no replica";
+  // On one connection: WAIT counts the acknowledgements of its own connection's writes (on
+  // a new one it would return at once with every online replica, the SET's or not).
+  absl::StatusOr<std::vector<RedisReply>> set_and_wait =
+      RedisCommands(old_master->port, {{"SET", key, "survives"}, {"WAIT", "1", "5000"}},
+                    absl::Seconds(10));
+  ASSERT_TRUE(set_and_wait.ok()) << set_and_wait.status();
+  const RedisReply& set = (*set_and_wait)[0];
+  const RedisReply& wait = (*set_and_wait)[1];
+  ASSERT_EQ(set.str, "OK");
+  ASSERT_EQ(wait.type, RedisReply::Type::kInteger) << wait.str;
+  ASSERT_GE(wait.integer, 1) << "the SET reached no replica";
 
   const absl::Time killed_at = absl::Now();
   ASSERT_TRUE(cluster->KillNode(old_master->port).ok());
