@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -12,6 +13,9 @@
 #include "src/bench/fault_bench.h"
 #include "src/bench/fleet.h"
 #include "src/bench/qps_bench.h"
+#include "src/bench/vs_redis.h"
+#include "src/testbed/memcached_server.h"
+#include "src/testbed/redis_cluster.h"
 
 namespace stategate::bench {
 namespace {
@@ -31,13 +35,87 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
-bool IsFaultMode(int argc, const char* const* argv) {
+// Whether `flag` ("--scenario") is among the arguments, alone or as --flag=VALUE.
+bool HasFlag(int argc, const char* const* argv, const std::string& flag) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") return false;
-    if (arg == "--scenario" || absl::StartsWith(arg, "--scenario=")) return true;
+    if (arg == flag || absl::StartsWith(arg, flag + "=")) return true;
   }
   return false;
+}
+
+absl::Status CheckSeconds(std::initializer_list<double> seconds) {
+  for (double s : seconds) {
+    if (!std::isfinite(s) || s < 0 || s > 1e6) {
+      return absl::InvalidArgumentError("times must be non-negative and finite");
+    }
+  }
+  return absl::OkStatus();
+}
+
+int RunVsRedisCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
+                  const ClientFactory& connect) {
+  VsRedisOptions options;
+  double duration_s = absl::ToDoubleSeconds(options.duration);
+  double warmup_s = absl::ToDoubleSeconds(options.warmup);
+  double timeout_s = absl::ToDoubleSeconds(options.call_timeout);
+  std::string json_path;
+
+  CLI::App app{
+      "--vs-redis: starts a local Redis Cluster (3 masters, 3 replicas) and one gateway over it "
+      "(namespaces default: replicas_ack 0, acked: replicas_ack 1), runs the closed-loop QPS "
+      "benchmark (put, get) through it and redis-benchmark --cluster (SET, GET) against the same "
+      "cluster at each concurrency, and prints both side by side with their ratios.",
+      "stategate-bench"};
+  bool vs_redis = false;
+  app.add_flag("--vs-redis", vs_redis, "select this mode")->required();
+  app.add_option("--concurrency", options.concurrency,
+                 "comma-separated levels: stategate threads and redis-benchmark -c")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--duration", duration_s,
+                 "measured seconds per stategate op; redis-benchmark runs are sized to it")
+      ->capture_default_str();
+  app.add_option("--warmup", warmup_s, "unmeasured seconds before each stategate measurement")
+      ->capture_default_str();
+  app.add_option("--value-bytes", options.value_bytes, "bytes per value, both sides (-d)")
+      ->capture_default_str();
+  app.add_option("--records", options.records, "keys written and read, both sides (-r)")
+      ->capture_default_str();
+  app.add_option("--redis-requests", options.redis_requests,
+                 "redis-benchmark -n of every run; 0 sizes each from a probe run to last "
+                 "--duration")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout_s, "stategate per-call timeout in seconds")
+      ->capture_default_str();
+  app.add_option("--server-binary", options.server_binary,
+                 "the stategate binary to start (default: the one beside stategate-bench)");
+  app.add_option("--redis-benchmark", options.redis_benchmark, "the redis-benchmark binary")
+      ->capture_default_str();
+  app.add_option("--json", json_path, "also write the table as JSON to this file");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, out, err) == 0 ? 0 : kExitFailure;
+  }
+  if (absl::Status valid = CheckSeconds({duration_s, warmup_s, timeout_s}); !valid.ok()) {
+    return Fail(valid, err);
+  }
+  options.duration = absl::Seconds(duration_s);
+  options.warmup = absl::Seconds(warmup_s);
+  options.call_timeout = absl::Seconds(timeout_s);
+
+  absl::StatusOr<VsRedisReport> report = RunVsRedis(options, &err, connect);
+  if (!report.ok()) return Fail(report.status(), err);
+  out << FormatVsRedisTable(*report);
+  out.flush();
+  if (!json_path.empty()) {
+    if (absl::Status written = WriteFile(json_path, VsRedisJson(*report)); !written.ok()) {
+      return Fail(written, err);
+    }
+  }
+  return 0;
 }
 
 int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
@@ -49,6 +127,8 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   double timeout_s = absl::ToDoubleSeconds(options.timeout);
   double slow_ms = absl::ToDoubleMilliseconds(options.slow_delay);
   std::string out_path;
+  std::string engine = "rocksdb";
+  bool memcached = false;
 
   CLI::App app{
       "Fault mode: an open-loop read/write mix against several gateways holding the same "
@@ -70,14 +150,27 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   CLI::Option* binary =
       app.add_option("--server-binary", fleet_options.server_binary,
                      "the stategate binary to start (default: the one beside stategate-bench)");
+  CLI::Option* engine_option =
+      app.add_option("--engine", engine,
+                     "storage of the local gateways: rocksdb (each its own) or redis-cluster (a "
+                     "local Redis Cluster, 3 masters + 3 replicas, all of them over it)")
+          ->check(CLI::IsMember({"rocksdb", "redis-cluster"}))
+          ->capture_default_str();
+  CLI::Option* memcached_flag = app.add_flag(
+      "--memcached", memcached,
+      "with --engine redis-cluster: also start a local memcached and put it in front of "
+      "namespace default on every gateway (stategate --memcached)");
   app.add_option("--addr", addresses,
                  "use running gateways A,B,C instead (started with --fault-injection for faults; "
                  "replica 0 is the first)")
       ->delimiter(',')
       ->excludes(replicas)
-      ->excludes(binary);
+      ->excludes(binary)
+      ->excludes(engine_option)
+      ->excludes(memcached_flag);
   app.add_option("-n,--namespace", options.ns, "namespace")->capture_default_str();
-  app.add_option("--records", options.records, "records preloaded into every gateway")
+  app.add_option("--records", options.records,
+                 "records preloaded into every gateway (through one over redis-cluster)")
       ->capture_default_str();
   app.add_option("--value-bytes", options.value_bytes, "bytes per value")->capture_default_str();
   app.add_option("--read-share", options.read_share, "share of operations that are Gets")
@@ -94,10 +187,8 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   } catch (const CLI::ParseError& e) {
     return app.exit(e, out, err) == 0 ? 0 : kExitFailure;
   }
-  for (double s : {duration_s, timeout_s, slow_ms}) {
-    if (!std::isfinite(s) || s < 0 || s > 1e6) {
-      return Fail(absl::InvalidArgumentError("times must be non-negative and finite"), err);
-    }
+  if (absl::Status valid = CheckSeconds({duration_s, timeout_s, slow_ms}); !valid.ok()) {
+    return Fail(valid, err);
   }
   options.duration = absl::Seconds(duration_s);
   options.timeout = absl::Seconds(timeout_s);
@@ -105,8 +196,32 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   if (absl::Status valid = ValidateFaultBenchOptions(options); !valid.ok()) {
     return Fail(valid, err);
   }
+  if (memcached && engine != "redis-cluster") {
+    // Gateways with a RocksDB each hold different data; one shared cache would mix them up.
+    return Fail(absl::InvalidArgumentError("--memcached needs --engine redis-cluster"), err);
+  }
 
-  // Destroyed on every way out of this function, which stops local gateways.
+  // Declared in start order, so destroyed in reverse on every way out of this function:
+  // the gateways stop before the servers they use.
+  std::unique_ptr<testbed::RedisCluster> cluster;
+  std::unique_ptr<testbed::MemcachedServer> cache;
+  if (engine == "redis-cluster") {
+    err << "starting a local Redis Cluster (3 masters, 3 replicas)" << std::endl;
+    absl::StatusOr<std::unique_ptr<testbed::RedisCluster>> started = testbed::RedisCluster::Start();
+    if (!started.ok()) return Fail(started.status(), err);
+    cluster = *std::move(started);
+    fleet_options.redis_cluster_seeds = cluster->seed_list();
+    options.shared_storage = true;
+    err << "Redis Cluster up: " << cluster->seed_list() << std::endl;
+  }
+  if (memcached) {
+    absl::StatusOr<std::unique_ptr<testbed::MemcachedServer>> started =
+        testbed::MemcachedServer::Start();
+    if (!started.ok()) return Fail(started.status(), err);
+    cache = *std::move(started);
+    fleet_options.memcached_address = cache->address();
+    err << "memcached up: " << cache->address() << std::endl;
+  }
   absl::StatusOr<std::unique_ptr<Fleet>> fleet =
       addresses.empty() ? Fleet::StartLocal(fleet_options) : Fleet::Attach(addresses);
   if (!fleet.ok()) return Fail(fleet.status(), err);
@@ -127,7 +242,8 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
 
 int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
                 const ClientFactory& connect) {
-  if (IsFaultMode(argc, argv)) return RunFaultCli(argc, argv, out, err, connect);
+  if (HasFlag(argc, argv, "--vs-redis")) return RunVsRedisCli(argc, argv, out, err, connect);
+  if (HasFlag(argc, argv, "--scenario")) return RunFaultCli(argc, argv, out, err, connect);
   QpsBenchOptions options;
   KvClientOptions client_options;
   double duration_s = absl::ToDoubleSeconds(options.duration);
@@ -160,7 +276,10 @@ int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostre
       "Fault mode: with --scenario, stategate-bench instead starts --replicas local gateways "
       "(or uses --addr A,B,C), preloads the same records into each and runs an open-loop "
       "read/write mix per fault scenario and client mode. `stategate-bench --scenario none "
-      "--help` lists its flags.\n");
+      "--help` lists its flags.\n"
+      "Against Redis: with --vs-redis, stategate-bench instead starts a local Redis Cluster and "
+      "one gateway over it and compares put/get with redis-benchmark SET/GET at each "
+      "concurrency. `stategate-bench --vs-redis --help` lists its flags.\n");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -261,8 +261,11 @@ absl::StatusOr<FaultBenchReport> RunFaultBench(const FaultBenchOptions& options,
   std::mt19937_64 bytes(kOpSeed);
   for (char& c : value) c = static_cast<char>(bytes());  // incompressible, like real payloads
 
-  // The same records on every gateway, each written directly (no client spreads them).
-  for (const std::string& address : fleet.addresses()) {
+  // The same records on every gateway, each written directly (no client spreads them); over
+  // a shared store, writing them through one is enough.
+  const size_t writers = options.shared_storage ? 1 : fleet.addresses().size();
+  for (size_t i = 0; i < writers; ++i) {
+    const std::string& address = fleet.addresses()[i];
     KvClientOptions writer_options;
     writer_options.address = address;
     writer_options.timeout = kSetupTimeout;
@@ -277,7 +280,12 @@ absl::StatusOr<FaultBenchReport> RunFaultBench(const FaultBenchOptions& options,
   }
   if (progress != nullptr) {
     *progress << "preloaded " << options.records << " records of " << options.value_bytes
-              << " bytes into " << fleet.addresses().size() << " gateways" << std::endl;
+              << " bytes "
+              << (options.shared_storage
+                      ? absl::StrCat("through 1 of ", fleet.addresses().size(),
+                                     " gateways sharing one store")
+                      : absl::StrCat("into ", fleet.addresses().size(), " gateways"))
+              << std::endl;
   }
 
   FaultBenchReport report;
@@ -344,6 +352,7 @@ std::string FaultBenchJson(const FaultBenchReport& report) {
                                 {"read_share", o.read_share},
                                 {"records", o.records},
                                 {"value_bytes", o.value_bytes},
+                                {"shared_storage", o.shared_storage},
                                 {"timeout_s", absl::ToDoubleSeconds(o.timeout)},
                                 {"slow_ms", absl::ToDoubleMilliseconds(o.slow_delay)}}}};
   return doc.dump(2) + "\n";

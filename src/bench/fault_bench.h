@@ -1,7 +1,8 @@
 // The fault benchmark of stategate-bench: how each client configuration holds up when one
 // replica of a fleet of gateways holding the same data is slow, stopped or failing.
 //
-// The same records are first written to every gateway. Then, for every fault scenario and
+// The same records are first written to every gateway (or, when they share one store,
+// through the first one). Then, for every fault scenario and
 // every client mode, a fresh client over all the gateways runs an open-loop read/write mix
 // (open_loop.h: fixed arrival rate, latency from the intended start) while the scenario's
 // fault is in force on replica 0; the fault is set after the client's handshake and
@@ -49,6 +50,10 @@ struct FaultBenchOptions {
   int64_t records = 1000;
   // Size of each value (random bytes). Default: 1024.
   int64_t value_bytes = 1024;
+  // Whether the gateways serve their data from one shared store (one Redis Cluster), so that
+  // records written through the first are read through every one; otherwise each has its
+  // own and the records are written to each. Default: false.
+  bool shared_storage = false;
   // The client's call timeout, retries and hedges included; also how long a run waits for
   // operations still out once it stops starting them (plus kDrainMargin). Default: 1 s.
   absl::Duration timeout = absl::Seconds(1);
@@ -97,10 +102,10 @@ struct FaultBenchReport {
 using FaultClientFactory =
     std::function<absl::StatusOr<std::unique_ptr<KvClient>>(const KvClientOptions&)>;
 
-// Preloads the records and runs every scenario × mode against `fleet`, printing a line per
-// run to `progress` if given. The first error that stops the benchmark is returned (faults
-// already set are cleared and a paused replica resumed first); failed calls during a run are
-// counted, not returned.
+// Preloads the records (options.shared_storage: through the first gateway only) and runs every
+// scenario × mode against `fleet`, printing a line per run to `progress` if given. The first error
+// that stops the benchmark is returned (faults already set are cleared and a paused replica resumed
+// first); failed calls during a run are counted, not returned.
 [[nodiscard]] absl::StatusOr<FaultBenchReport> RunFaultBench(
     const FaultBenchOptions& options, Fleet& fleet, std::ostream* progress = nullptr,
     const FaultClientFactory& connect = KvClient::Connect);

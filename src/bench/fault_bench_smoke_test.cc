@@ -1,6 +1,6 @@
 // The fault benchmark end to end: stategate-bench's fault mode starting three real
-// `stategate --fault-injection` processes, and the order in which a run sets and clears
-// faults, against an in-process gateway with a recording fleet.
+// `stategate --fault-injection` processes (and two over a local Redis Cluster), and the order in
+// which a run sets and clears faults, against an in-process gateway with a recording fleet.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -100,6 +100,68 @@ TEST(FaultBenchSmokeTest, ThreeLocalGatewaysTwoScenariosTwoModes) {
   for (const auto& address : json["addresses"]) {
     EXPECT_FALSE(Listening(address.get<std::string>())) << address;
   }
+}
+
+// --engine redis-cluster: a local Redis Cluster, two gateways over it, records preloaded
+// through one and read through both; the cluster and the gateways stopped at the end.
+TEST(FaultBenchSmokeTest, TwoLocalGatewaysOverOneRedisCluster) {
+  testing::TempDir dir;
+  const std::string out_path = dir.path() + "/bench.json";
+  const std::vector<std::string> args = {"stategate-bench",
+                                         "--engine",
+                                         "redis-cluster",
+                                         "--replicas",
+                                         "2",
+                                         "--scenario",
+                                         "none",
+                                         "--mode",
+                                         "full",
+                                         "--rate",
+                                         "50",
+                                         "--duration",
+                                         "1",
+                                         "--records",
+                                         "200",
+                                         "--server-binary",
+                                         STATEGATE_BINARY,
+                                         "--out",
+                                         out_path};
+  std::vector<const char*> argv;
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  std::ostringstream out, err;
+  ASSERT_EQ(RunBenchCli(static_cast<int>(argv.size()), argv.data(), out, err), 0) << err.str();
+  EXPECT_THAT(err.str(), HasSubstr("Redis Cluster up: "));
+  EXPECT_THAT(err.str(), HasSubstr("through 1 of 2 gateways sharing one store"));
+
+  std::ifstream file(out_path);
+  const nlohmann::json json = nlohmann::json::parse(file);
+  ASSERT_EQ(json["runs"].size(), 1u);
+  const nlohmann::json& run = json["runs"][0];
+  EXPECT_EQ(run["ops"], 50) << run.dump();
+  EXPECT_EQ(run["ok"], 50) << run.dump();  // Gets through either gateway found the records
+  EXPECT_TRUE(json["options"]["shared_storage"].get<bool>());
+  ASSERT_EQ(json["addresses"].size(), 2u);
+  for (const auto& address : json["addresses"]) {
+    EXPECT_FALSE(Listening(address.get<std::string>())) << address;
+  }
+  // The cluster's nodes are gone too.
+  const std::string log = err.str();
+  const size_t at = log.find("Redis Cluster up: ");
+  ASSERT_NE(at, std::string::npos);
+  const size_t begin = at + std::string("Redis Cluster up: ").size();
+  const std::string seeds = log.substr(begin, log.find('\n', begin) - begin);
+  const std::vector<std::string> nodes = absl::StrSplit(seeds, ',');
+  ASSERT_EQ(nodes.size(), 6u) << seeds;
+  for (const std::string& node : nodes) EXPECT_FALSE(Listening(node)) << node;
+}
+
+TEST(FaultBenchSmokeTest, MemcachedNeedsRedisCluster) {
+  const std::vector<std::string> args = {"stategate-bench", "--scenario", "none", "--memcached"};
+  std::vector<const char*> argv;
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  std::ostringstream out, err;
+  EXPECT_EQ(RunBenchCli(static_cast<int>(argv.size()), argv.data(), out, err), 2);
+  EXPECT_THAT(err.str(), HasSubstr("--memcached needs --engine redis-cluster"));
 }
 
 // Every gateway address is one in-process gateway; faults are only recorded.

@@ -166,7 +166,17 @@ class LocalFleet final : public Fleet {
     child.address = absl::StrCat("127.0.0.1:", port);
     testbed::ChildProcessOptions process;
     process.binary = options_.server_binary;
-    process.args = {"--fault-injection", "--listen", child.address, "--data-dir", child.data_dir};
+    process.args = {"--listen", child.address, "--data-dir", child.data_dir};
+    if (options_.fault_injection) process.args.push_back("--fault-injection");
+    if (!options_.config_path.empty()) {
+      process.args.insert(process.args.end(), {"--config", options_.config_path});
+    }
+    if (!options_.redis_cluster_seeds.empty()) {
+      process.args.insert(process.args.end(), {"--redis-cluster", options_.redis_cluster_seeds});
+    }
+    if (!options_.memcached_address.empty()) {
+      process.args.insert(process.args.end(), {"--memcached", options_.memcached_address});
+    }
     process.log_path = child.log_path;
     // Dies with the bench, even when the bench is killed and cannot stop it.
     process.die_with_parent = true;

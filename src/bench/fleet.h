@@ -1,7 +1,8 @@
 // Fleet: the gateways a fault benchmark runs against, and the faults it injects into them.
 // Either local: `stategate --fault-injection` processes this one starts on free 127.0.0.1
-// ports, each with its own temporary data directory, and stops by PID (SIGTERM, then
-// SIGKILL) when stopped or destroyed, on every path out; or attached: gateways already
+// ports, each with its own temporary data directory (or all over one Redis Cluster, see
+// LocalFleetOptions), and stops by PID (SIGTERM, then SIGKILL) when stopped or destroyed,
+// on every path out; or attached: gateways already
 // running at given addresses, which must have been started with --fault-injection for
 // faults to be set.
 //
@@ -37,6 +38,18 @@ struct LocalFleetOptions {
   // The `stategate` binary. Default: ServerBinaryBesideThisOne().
   std::string server_binary;
   int replicas = 3;
+  // "H:P,H:P,..." of a Redis Cluster: every gateway runs `--redis-cluster` with it, so all
+  // of them serve namespace `default` from that one cluster (replicas_ack 1) instead of
+  // their own RocksDB. Default: empty (RocksDB).
+  std::string redis_cluster_seeds;
+  // "H:P" of a memcached every gateway puts in front of namespace `default` (`--memcached`).
+  // Default: empty (no cache).
+  std::string memcached_address;
+  // A config file every gateway is started with (`--config`); --listen and --data-dir still
+  // override its listen and data_dir. Default: empty (no --config).
+  std::string config_path;
+  // Start the gateways with --fault-injection (needed for SetFaults). Default: true.
+  bool fault_injection = true;
   // How long each gateway may take to answer its first Handshake. Default: 20 s.
   absl::Duration start_timeout = absl::Seconds(20);
   // How long each gateway gets to exit after SIGTERM before it is SIGKILLed. Default: 10 s.
