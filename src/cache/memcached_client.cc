@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "src/common/status_macros.h"
 
 namespace stategate::cache {
 namespace {
@@ -139,10 +140,8 @@ MemcachedClient::Handle MemcachedClient::NewHandle() const {
   return handle;
 }
 
-absl::StatusOr<absl::flat_hash_map<std::string, std::string>> MemcachedClient::MultiGet(
-    const std::vector<std::string>& keys) {
-  absl::flat_hash_map<std::string, std::string> found;
-  if (keys.empty()) return found;
+template <typename Op>
+absl::Status MemcachedClient::WithConnection(Op op) {
   const Admission admission = Admit();
   if (admission.kind == Admission::kSkip) return Skipped();
   Handle handle = Acquire();
@@ -150,7 +149,15 @@ absl::StatusOr<absl::flat_hash_map<std::string, std::string>> MemcachedClient::M
     Finish(admission, nullptr, false);
     return absl::UnavailableError("memcached: cannot create a client handle");
   }
+  absl::Status status = op(handle.get());
+  Finish(admission, std::move(handle), status.ok());
+  return status;
+}
 
+absl::StatusOr<absl::flat_hash_map<std::string, std::string>> MemcachedClient::MultiGet(
+    const std::vector<std::string>& keys) {
+  absl::flat_hash_map<std::string, std::string> found;
+  if (keys.empty()) return found;
   absl::flat_hash_map<std::string, const std::string*> by_wire_key;
   std::vector<std::string> wire_keys;
   wire_keys.reserve(keys.size());
@@ -164,27 +171,23 @@ absl::StatusOr<absl::flat_hash_map<std::string, std::string>> MemcachedClient::M
     key_ptrs.push_back(wire.data());
     key_lengths.push_back(wire.size());
   }
-
-  memcached_return_t rc =
-      memcached_mget(handle.get(), key_ptrs.data(), key_lengths.data(), key_ptrs.size());
-  if (rc == MEMCACHED_SUCCESS) {
-    memcached_result_st result;
-    memcached_result_create(handle.get(), &result);
-    while (memcached_fetch_result(handle.get(), &result, &rc) != nullptr) {
-      std::string wire(memcached_result_key_value(&result), memcached_result_key_length(&result));
-      auto it = by_wire_key.find(wire);
-      if (it == by_wire_key.end()) continue;
-      found[*it->second] =
-          std::string(memcached_result_value(&result), memcached_result_length(&result));
+  SG_RETURN_IF_ERROR(WithConnection([&](memcached_st* handle) {
+    memcached_return_t rc =
+        memcached_mget(handle, key_ptrs.data(), key_lengths.data(), key_ptrs.size());
+    if (rc == MEMCACHED_SUCCESS) {
+      memcached_result_st result;
+      memcached_result_create(handle, &result);
+      while (memcached_fetch_result(handle, &result, &rc) != nullptr) {
+        std::string wire(memcached_result_key_value(&result), memcached_result_key_length(&result));
+        auto it = by_wire_key.find(wire);
+        if (it == by_wire_key.end()) continue;
+        found[*it->second] =
+            std::string(memcached_result_value(&result), memcached_result_length(&result));
+      }
+      memcached_result_free(&result);
     }
-    memcached_result_free(&result);
-  }
-  if (!IsGetOk(rc)) {
-    absl::Status status = ToStatus("get", handle.get(), rc);
-    Finish(admission, std::move(handle), false);
-    return status;
-  }
-  Finish(admission, std::move(handle), true);
+    return IsGetOk(rc) ? absl::OkStatus() : ToStatus("get", handle, rc);
+  }));
   hits_ += found.size();
   misses_ += wire_keys.size() - found.size();
   return found;
@@ -192,72 +195,40 @@ absl::StatusOr<absl::flat_hash_map<std::string, std::string>> MemcachedClient::M
 
 absl::StatusOr<bool> MemcachedClient::Add(const std::string& key, const std::string& value,
                                           absl::Duration ttl) {
-  absl::StatusOr<time_t> expiration = Expiration(ttl);
-  if (!expiration.ok()) return expiration.status();
-  const Admission admission = Admit();
-  if (admission.kind == Admission::kSkip) return Skipped();
-  Handle handle = Acquire();
-  if (handle == nullptr) {
-    Finish(admission, nullptr, false);
-    return absl::UnavailableError("memcached: cannot create a client handle");
-  }
+  SG_ASSIGN_OR_RETURN(const time_t expiration, Expiration(ttl));
   const std::string wire = WireKey(key);
-  const memcached_return_t rc = memcached_add(handle.get(), wire.data(), wire.size(), value.data(),
-                                              value.size(), *expiration, 0);
-  if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) {
-    Finish(admission, std::move(handle), true);
-    return rc == MEMCACHED_SUCCESS;
-  }
-  absl::Status status = ToStatus("add", handle.get(), rc);
-  Finish(admission, std::move(handle), false);
-  return status;
+  bool added = false;
+  SG_RETURN_IF_ERROR(WithConnection([&](memcached_st* handle) {
+    const memcached_return_t rc =
+        memcached_add(handle, wire.data(), wire.size(), value.data(), value.size(), expiration, 0);
+    if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTSTORED && rc != MEMCACHED_DATA_EXISTS) {
+      return ToStatus("add", handle, rc);
+    }
+    added = rc == MEMCACHED_SUCCESS;
+    return absl::OkStatus();
+  }));
+  return added;
 }
 
 absl::Status MemcachedClient::Set(const std::string& key, const std::string& value,
                                   absl::Duration ttl) {
-  absl::StatusOr<time_t> expiration = Expiration(ttl);
-  if (!expiration.ok()) return expiration.status();
-  const Admission admission = Admit();
-  if (admission.kind == Admission::kSkip) return Skipped();
-  Handle handle = Acquire();
-  if (handle == nullptr) {
-    Finish(admission, nullptr, false);
-    return absl::UnavailableError("memcached: cannot create a client handle");
-  }
+  SG_ASSIGN_OR_RETURN(const time_t expiration, Expiration(ttl));
   const std::string wire = WireKey(key);
-  const memcached_return_t rc = memcached_set(handle.get(), wire.data(), wire.size(), value.data(),
-                                              value.size(), *expiration, 0);
-  if (rc == MEMCACHED_SUCCESS) {
-    Finish(admission, std::move(handle), true);
-    return absl::OkStatus();
-  }
-  absl::Status status = ToStatus("set", handle.get(), rc);
-  Finish(admission, std::move(handle), false);
-  return status;
+  return WithConnection([&](memcached_st* handle) {
+    const memcached_return_t rc =
+        memcached_set(handle, wire.data(), wire.size(), value.data(), value.size(), expiration, 0);
+    return rc == MEMCACHED_SUCCESS ? absl::OkStatus() : ToStatus("set", handle, rc);
+  });
 }
 
 absl::Status MemcachedClient::Delete(const std::string& key) {
-  const Admission admission = Admit();
-  if (admission.kind == Admission::kSkip) {
-    ++invalidation_failures_;
-    return Skipped();
-  }
-  Handle handle = Acquire();
-  if (handle == nullptr) {
-    ++invalidation_failures_;
-    Finish(admission, nullptr, false);
-    return absl::UnavailableError("memcached: cannot create a client handle");
-  }
   const std::string wire = WireKey(key);
-  const memcached_return_t rc = memcached_delete(handle.get(), wire.data(), wire.size(), 0);
-  if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND) {
-    ++invalidations_;
-    Finish(admission, std::move(handle), true);
-    return absl::OkStatus();
-  }
-  ++invalidation_failures_;
-  absl::Status status = ToStatus("delete", handle.get(), rc);
-  Finish(admission, std::move(handle), false);
+  absl::Status status = WithConnection([&](memcached_st* handle) {
+    const memcached_return_t rc = memcached_delete(handle, wire.data(), wire.size(), 0);
+    return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND ? absl::OkStatus()
+                                                               : ToStatus("delete", handle, rc);
+  });
+  ++(status.ok() ? invalidations_ : invalidation_failures_);
   return status;
 }
 

@@ -110,6 +110,11 @@ class MemcachedClient {
   // circuit; a probe's success closes it.
   void Finish(Admission admission, Handle handle, bool ok);
 
+  // Runs op(handle) -> absl::Status on a pooled connection, under the circuit: skipped
+  // (UNAVAILABLE) while it is open; op's failure closes the connection and opens it.
+  template <typename Op>
+  absl::Status WithConnection(Op op);
+
   // An idle connection, or a new one (connecting lazily, on first use). Null if libmemcached
   // cannot even allocate one.
   Handle Acquire();
