@@ -292,9 +292,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return absl::InvalidArgumentError("worker_threads must be in [1, 1024]");
   }
   if (config.redis_cluster.replicas_ack_timeout <= absl::ZeroDuration() ||
-      config.redis_cluster.retry_window <= absl::ZeroDuration()) {
+      config.redis_cluster.retry_window <= absl::ZeroDuration() ||
+      config.redis_cluster.purge_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
-        "redis_cluster.replicas_ack_timeout and redis_cluster.retry_window must be > 0");
+        "redis_cluster.replicas_ack_timeout, retry_window and purge_interval must be > 0");
   }
   if (config.memcached.op_timeout <= absl::ZeroDuration() ||
       config.memcached.op_timeout > absl::Seconds(1)) {
@@ -351,6 +352,7 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml) {
   SG_RETURN_IF_ERROR(
       redis.ReadDuration("replicas_ack_timeout", config.redis_cluster.replicas_ack_timeout));
   SG_RETURN_IF_ERROR(redis.ReadDuration("retry_window", config.redis_cluster.retry_window));
+  SG_RETURN_IF_ERROR(redis.ReadDuration("purge_interval", config.redis_cluster.purge_interval));
   SG_RETURN_IF_ERROR(redis.CheckNoUnknown());
   Fields memcached(fields.Get("memcached"), "config.memcached");
   SG_RETURN_IF_ERROR(memcached.CheckMap());

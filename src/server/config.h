@@ -21,6 +21,9 @@ struct RedisClusterConfig {
   absl::Duration replicas_ack_timeout = absl::Seconds(5);
   // How long a call keeps retrying while the cluster fails over before it fails.
   absl::Duration retry_window = absl::Seconds(8);
+  // How often a gateway removes expired items and tombstones past their grace from its
+  // redis-cluster namespaces (RocksDB does it while compacting).
+  absl::Duration purge_interval = absl::Minutes(10);
 };
 
 // The memcached that namespaces with `cache: {engine: memcached}` share; empty = none.

@@ -82,6 +82,26 @@ absl::Status Engines::Place(const std::vector<NamespaceConfig>& namespaces) {
     // Chunks are bulk data read once per large value: never worth a cache slot.
     router_.Place(ns.name, front);
     router_.Place(kv::ChunkTable(ns.name), backing);
+    for (const std::string& table : {ns.name, kv::ChunkTable(ns.name)}) {
+      if (backing == redis_.get()) {
+        redis_tables_.insert(table);
+      } else {
+        redis_tables_.erase(table);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engines::PurgeExpired() {
+  std::vector<std::string> tables;
+  {
+    absl::MutexLock lock(&mu_);
+    tables.assign(redis_tables_.begin(), redis_tables_.end());
+  }
+  for (const std::string& table : tables) {
+    // Straight to the engine: a cache in front has nothing to add to a purge.
+    SG_RETURN_IF_ERROR(redis_->Purge(table));
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ class Engines {
   // Every namespace table, each on its engine.
   storage::StorageEngine* router() { return &router_; }
 
+  // Removes expired items and tombstones past their grace from the tables of engines that
+  // do not do it on their own (redis-cluster; RocksDB does it while compacting).
+  [[nodiscard]] absl::Status PurgeExpired();
+
   // One line per cached namespace: hits, misses, fills, bypasses.
   std::vector<std::string> CacheReport() const;
 
@@ -51,6 +56,7 @@ class Engines {
   std::unique_ptr<storage::StorageEngine> rocksdb_;
   std::unique_ptr<storage::StorageEngine> redis_;
   std::map<std::string, NamespaceCache> caches_;  // by namespace
+  std::set<std::string> redis_tables_;            // tables placed on redis_
   // Caches replaced by a reload: calls that started before may still use them.
   std::vector<std::unique_ptr<cache::CachingEngine>> retired_;
   storage::TableRouter router_;

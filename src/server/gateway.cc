@@ -263,7 +263,7 @@ class GatewayImpl final : public Gateway {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
     }
     server_->GetHealthCheckService()->SetServingStatus(true);
-    gc_thread_ = std::thread([this] { CollectChunksUntilStopped(); });
+    gc_thread_ = std::thread([this] { MaintainUntilStopped(); });
     spdlog::info("stategate serving {} namespaces on port {} (data in {}, config version {})",
                  config.namespaces.size(), port_, config.data_dir, namespaces_->Current()->version);
     return absl::OkStatus();
@@ -343,7 +343,10 @@ class GatewayImpl final : public Gateway {
     return absl::OkStatus();
   }
 
-  void CollectChunksUntilStopped() {
+  // Every chunk_gc_interval: collects abandoned chunks, logs cache counts, and every
+  // redis_cluster.purge_interval purges what expired on engines that do not do it themselves.
+  void MaintainUntilStopped() {
+    absl::Time next_purge = absl::Now() + options_.config.redis_cluster.purge_interval;
     while (!stop_gc_.WaitForNotificationWithTimeout(options_.config.chunk_gc_interval)) {
       std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
       for (const auto& [name, ns] : set->by_name) {
@@ -355,6 +358,12 @@ class GatewayImpl final : public Gateway {
         }
       }
       for (const std::string& line : engines_->CacheReport()) spdlog::info("{}", line);
+      if (absl::Now() >= next_purge) {
+        next_purge = absl::Now() + options_.config.redis_cluster.purge_interval;
+        if (absl::Status purged = engines_->PurgeExpired(); !purged.ok()) {
+          spdlog::warn("purging expired items: {}", purged.ToString());
+        }
+      }
     }
   }
 
