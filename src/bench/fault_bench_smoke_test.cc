@@ -20,6 +20,7 @@
 #include "src/bench/bench_cli.h"
 #include "src/bench/fault_bench.h"
 #include "src/bench/fleet.h"
+#include "src/testbed/child_process.h"
 #include "test/lib/local_gateway.h"
 #include "test/lib/temp_dir.h"
 
@@ -29,20 +30,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// Whether something accepts TCP connections at "127.0.0.1:port".
-bool Listening(const std::string& address) {
-  const std::vector<std::string> parts = absl::StrSplit(address, ':');
-  int port = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port)) return false;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return connected;
-}
+using ::stategate::testbed::Listening;
 
 TEST(FaultBenchSmokeTest, ThreeLocalGatewaysTwoScenariosTwoModes) {
   testing::TempDir dir;

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "src/bench/bench_cli.h"
+#include "src/testbed/child_process.h"
 #include "test/lib/temp_dir.h"
 
 namespace stategate::bench {
@@ -25,20 +26,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Whether something accepts TCP connections at "127.0.0.1:port".
-bool Listening(const std::string& address) {
-  const std::vector<std::string> parts = absl::StrSplit(address, ':');
-  int port = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port)) return false;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return connected;
-}
+using ::stategate::testbed::Listening;
 
 int RunCli(const std::vector<std::string>& args, std::ostringstream& out, std::ostringstream& err) {
   std::vector<const char*> argv;

@@ -91,6 +91,10 @@ int FreePort();
 // Whether a TCP listener could bind 127.0.0.1:`port` right now.
 bool PortIsFree(int port);
 
+// Whether something accepts TCP connections at "127.0.0.1:<port>" right now (false for an
+// address that is not of that form).
+bool Listening(const std::string& address);
+
 // "exited with status 3", "killed by signal 9": a wait status for error messages.
 std::string DescribeWaitStatus(int wait_status);
 
