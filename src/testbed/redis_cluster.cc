@@ -653,9 +653,8 @@ absl::StatusOr<std::vector<RedisReply>> RedisCommands(
       argv.push_back(arg.data());
       lengths.push_back(arg.size());
     }
-    std::unique_ptr<redisReply, RedisReplyDeleter> reply(
-        static_cast<redisReply*>(redisCommandArgv(context.get(), static_cast<int>(argv.size()),
-                                                  argv.data(), lengths.data())));
+    std::unique_ptr<redisReply, RedisReplyDeleter> reply(static_cast<redisReply*>(redisCommandArgv(
+        context.get(), static_cast<int>(argv.size()), argv.data(), lengths.data())));
     if (reply == nullptr) {
       return absl::UnavailableError(
           absl::StrCat("127.0.0.1:", port, " ", args[0], ": ", context->errstr));

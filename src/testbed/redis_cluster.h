@@ -2,8 +2,9 @@
 // ports, for tests and benchmarks. Each node runs without persistence (no RDB, no AOF) in
 // its own directory; the cluster is formed with `redis-cli --cluster create` and is ready
 // when every node reports cluster_state:ok with all 16384 slots assigned, every replica's
-// link to its master is up and every master lists its replicas online. Nodes are stopped by the PIDs this class started (SIGKILL),
-// when asked to and on every path out, including a Start that fails half way.
+// link to its master is up and every master lists its replicas online. Nodes are stopped by the
+// PIDs this class started (SIGKILL), when asked to and on every path out, including a Start that
+// fails half way.
 //
 // Also RedisCommand, a one-shot command to one node (hiredis). (The cluster's key slot is
 // redis::KeySlot, src/redis/cluster_client.h.)
@@ -116,9 +117,9 @@ class RedisCluster {
   // comes back as a replica of its successor). Waits until it reports cluster_state:ok, a
   // replica's link to its master is up, and every running node sees it with the role and
   // master it reports itself, unflagged (others first see a returning master as a master
-  // without slots, until its gossip tells them it is a replica); then refreshes nodes(). NOT_FOUND for a port not of this cluster, FAILED_PRECONDITION if the node
-  // runs, UNAVAILABLE if it exits (say, its port was taken meanwhile), DEADLINE_EXCEEDED
-  // after `timeout`.
+  // without slots, until its gossip tells them it is a replica); then refreshes nodes(). NOT_FOUND
+  // for a port not of this cluster, FAILED_PRECONDITION if the node runs, UNAVAILABLE if it exits
+  // (say, its port was taken meanwhile), DEADLINE_EXCEEDED after `timeout`.
   [[nodiscard]] absl::Status RestartNode(int port, absl::Duration timeout = absl::Seconds(30));
 
   // SIGKILLs every node still running and reaps it; idempotent.

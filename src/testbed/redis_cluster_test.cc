@@ -67,9 +67,8 @@ TEST(RedisClusterTest, AReplicatedKeySurvivesTheFailoverOfItsMasterWhichRejoinsA
 
   // On one connection: WAIT counts the acknowledgements of its own connection's writes (on
   // a new one it would return at once with every online replica, the SET's or not).
-  absl::StatusOr<std::vector<RedisReply>> set_and_wait =
-      RedisCommands(old_master->port, {{"SET", key, "survives"}, {"WAIT", "1", "5000"}},
-                    absl::Seconds(10));
+  absl::StatusOr<std::vector<RedisReply>> set_and_wait = RedisCommands(
+      old_master->port, {{"SET", key, "survives"}, {"WAIT", "1", "5000"}}, absl::Seconds(10));
   ASSERT_TRUE(set_and_wait.ok()) << set_and_wait.status();
   const RedisReply& set = (*set_and_wait)[0];
   const RedisReply& wait = (*set_and_wait)[1];
