@@ -42,36 +42,6 @@ uint16_t Crc16(std::string_view data) {
   return crc;
 }
 
-Reply Copy(const redisReply* r) {
-  Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::kString;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::kStatus;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::kError;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::kInteger;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::kArray;
-      out.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Copy(r->element[i]));
-      break;
-    default:
-      out.type = Reply::Type::kNil;
-  }
-  return out;
-}
-
 struct ContextDeleter {
   void operator()(redisContext* c) const { redisFree(c); }
 };
@@ -183,7 +153,7 @@ absl::StatusOr<std::vector<Reply>> RunPipeline(redisContext* c,
       return absl::UnavailableError(absl::StrCat("redis: ", c->errstr));
     }
     auto* reply = static_cast<redisReply*>(raw);
-    if (!(asking && i == 0)) replies.push_back(Copy(reply));
+    if (!(asking && i == 0)) replies.push_back(ReplyFromHiredis(*reply));
     freeReplyObject(reply);
   }
   return replies;
@@ -434,6 +404,38 @@ class ClusterClientImpl final : public ClusterClient {
 };
 
 }  // namespace
+
+Reply ReplyFromHiredis(const redisReply& r) {
+  Reply out;
+  switch (r.type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r.integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      out.elements.reserve(r.elements);
+      for (size_t i = 0; i < r.elements; ++i)
+        out.elements.push_back(ReplyFromHiredis(*r.element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+  }
+  if (out.type == Reply::Type::kString || out.type == Reply::Type::kStatus ||
+      out.type == Reply::Type::kError) {
+    out.str.assign(r.str, r.len);
+  }
+  return out;
+}
 
 int KeySlot(std::string_view key) {
   // Only the part between the first '{' and the next '}' is hashed, if it is not empty.

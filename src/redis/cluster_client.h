@@ -26,6 +26,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+struct redisReply;  // hiredis
+
 namespace stategate::redis {
 
 // A reply as hiredis parsed it, copied out of hiredis' memory.
@@ -38,6 +40,9 @@ struct Reply {
 
   bool is_error() const { return type == Type::kError; }
 };
+
+// Copies a hiredis reply (and its elements) into a Reply.
+Reply ReplyFromHiredis(const redisReply& reply);
 
 // One command: its arguments, binary-safe.
 using Command = std::vector<std::string>;

@@ -39,34 +39,6 @@ struct RedisReplyDeleter {
   void operator()(redisReply* reply) const { freeReplyObject(reply); }
 };
 
-RedisReply Convert(const redisReply& reply) {
-  RedisReply out;
-  switch (reply.type) {
-    case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::kString;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::kArray;
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::kInteger;
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::kStatus;
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::kError;
-      break;
-    default:
-      out.type = RedisReply::Type::kNil;
-      break;
-  }
-  if (reply.str != nullptr) out.str.assign(reply.str, reply.len);
-  out.integer = reply.integer;
-  for (size_t i = 0; i < reply.elements; ++i) out.elements.push_back(Convert(*reply.element[i]));
-  return out;
-}
-
 // A command whose reply must be text (bulk string or status): the text, or an error.
 absl::StatusOr<std::string> TextCommand(int port, const std::vector<std::string>& args) {
   SG_ASSIGN_OR_RETURN(RedisReply reply, RedisCommand(port, args, kCommandTimeout));
@@ -659,7 +631,7 @@ absl::StatusOr<std::vector<RedisReply>> RedisCommands(
       return absl::UnavailableError(
           absl::StrCat("127.0.0.1:", port, " ", args[0], ": ", context->errstr));
     }
-    replies.push_back(Convert(*reply));
+    replies.push_back(redis::ReplyFromHiredis(*reply));
   }
   return replies;
 }

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "src/redis/cluster_client.h"
 #include "src/testbed/child_process.h"
 
 namespace stategate::testbed {
@@ -156,17 +157,8 @@ class RedisCluster {
   std::vector<RedisNode> nodes_;
 };
 
-// A reply of Redis (RESP2), converted from hiredis.
-struct RedisReply {
-  enum class Type { kString, kArray, kInteger, kNil, kStatus, kError };
-  Type type = Type::kNil;
-  // kString, kStatus, kError: the text.
-  std::string str;
-  // kInteger.
-  int64_t integer = 0;
-  // kArray.
-  std::vector<RedisReply> elements;
-};
+// A reply of Redis (RESP2), as the cluster client copies it from hiredis.
+using RedisReply = redis::Reply;
 
 // Sends one command (`args`, binary-safe) to 127.0.0.1:`port` on a new connection and
 // returns the reply, an error reply included. UNAVAILABLE when the node cannot be reached
