@@ -9,13 +9,13 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "src/bench/fault_bench.h"
-#include "src/bench/fleet.h"
+#include "absl/strings/str_join.h"
 #include "src/bench/qps_bench.h"
+#include "src/bench/report_html.h"
 #include "src/bench/vs_redis.h"
-#include "src/testbed/memcached_server.h"
-#include "src/testbed/redis_cluster.h"
+#include "src/bench/ycsb_bench.h"
 
 namespace stategate::bench {
 namespace {
@@ -118,70 +118,70 @@ int RunVsRedisCli(int argc, const char* const* argv, std::ostream& out, std::ost
   return 0;
 }
 
-int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
-                const ClientFactory& connect) {
-  FaultBenchOptions options;
-  LocalFleetOptions fleet_options;
-  std::vector<std::string> addresses;
+int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  YcsbBenchOptions options;
   double duration_s = absl::ToDoubleSeconds(options.duration);
   double timeout_s = absl::ToDoubleSeconds(options.timeout);
   double slow_ms = absl::ToDoubleMilliseconds(options.slow_delay);
+  std::string record = "10x100";
   std::string out_path;
-  std::string engine = "rocksdb";
-  bool memcached = false;
+  std::string report_path;
 
   CLI::App app{
-      "Fault mode: an open-loop read/write mix against several gateways holding the same "
-      "records, once per fault scenario (on replica 0) and client mode; latency is measured "
-      "from each operation's intended start. Prints a table; --out writes JSON.",
+      "Workload mode: YCSB core workloads against stategate (on RocksDB and on Redis Cluster, "
+      "through the reliable client) and, side by side, Redis, Redis Cluster and memcached "
+      "directly and a gateway's empty call; under fault scenarios, each with the naive and the "
+      "full client. Starts every server it needs on 127.0.0.1 and stops it. Prints a progress "
+      "line per second and a table; --out writes JSON, --report an HTML page.",
       "stategate-bench"};
+  app.add_option("--workload", options.workloads, "YCSB workloads, comma-separated: a..f")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--target", options.targets,
+                 "comma-separated: stategate-rocksdb, stategate-redis, redis, redis-cluster, "
+                 "memcached, empty")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--scenario", options.scenarios,
-                 "comma-separated: none, slow-replica, paused-replica, error-replica")
+                 "comma-separated: none, slow-replica, error-replica, paused-replica, "
+                 "killed-replica, rolling-restart, overload, redis-failover")
       ->delimiter(',')
-      ->required();
+      ->capture_default_str();
   app.add_option("--mode", options.modes,
-                 "client modes, comma-separated: naive, full, or one mechanism on top of naive: "
-                 "hedging, retries, limiter, balancing, gc-tolerant, signalled-timeouts")
+                 "client modes of the stategate targets, comma-separated: naive, full, or one "
+                 "mechanism on top of naive: hedging, retries, limiter, balancing, gc-tolerant, "
+                 "signalled-timeouts")
       ->delimiter(',')
       ->capture_default_str();
-  CLI::Option* replicas = app.add_option("--replicas", fleet_options.replicas,
-                                         "local gateways to start (stategate --fault-injection)")
-                              ->capture_default_str();
-  CLI::Option* binary =
-      app.add_option("--server-binary", fleet_options.server_binary,
-                     "the stategate binary to start (default: the one beside stategate-bench)");
-  CLI::Option* engine_option =
-      app.add_option("--engine", engine,
-                     "storage of the local gateways: rocksdb (each its own) or redis-cluster (a "
-                     "local Redis Cluster, 3 masters + 3 replicas, all of them over it)")
-          ->check(CLI::IsMember({"rocksdb", "redis-cluster"}))
+  app.add_option("--records", options.records, "records loaded before the runs")
+      ->capture_default_str();
+  app.add_option("--record", record,
+                 "record shape FIELDSxBYTES: 10x100 (YCSB's) or 1x1024 (one item of 1 KiB)")
+      ->capture_default_str();
+  CLI::Option* ops = app.add_option("--ops", options.operations,
+                                    "operations per run (open loop: sets the duration)");
+  CLI::Option* duration =
+      app.add_option("--duration", duration_s, "seconds per run")->capture_default_str();
+  ops->excludes(duration);
+  CLI::Option* rate =
+      app.add_option("--rate", options.rate, "open loop: operations started per second")
           ->capture_default_str();
-  CLI::Option* memcached_flag = app.add_flag(
-      "--memcached", memcached,
-      "with --engine redis-cluster: also start a local memcached and put it in front of "
-      "namespace default on every gateway (stategate --memcached)");
-  app.add_option("--addr", addresses,
-                 "use running gateways A,B,C instead (started with --fault-injection for faults; "
-                 "replica 0 is the first)")
-      ->delimiter(',')
-      ->excludes(replicas)
-      ->excludes(binary)
-      ->excludes(engine_option)
-      ->excludes(memcached_flag);
-  app.add_option("-n,--namespace", options.ns, "namespace")->capture_default_str();
-  app.add_option("--records", options.records,
-                 "records preloaded into every gateway (through one over redis-cluster)")
+  CLI::Option* threads =
+      app.add_option("--threads", options.threads, "closed loop: workers (instead of --rate)");
+  rate->excludes(threads);
+  app.add_option("--replicas", options.replicas, "gateways of the stategate targets")
       ->capture_default_str();
-  app.add_option("--value-bytes", options.value_bytes, "bytes per value")->capture_default_str();
-  app.add_option("--read-share", options.read_share, "share of operations that are Gets")
+  app.add_option("--timeout", timeout_s, "stategate client call timeout in seconds")
       ->capture_default_str();
-  app.add_option("--rate", options.rate, "operations started per second")->capture_default_str();
-  app.add_option("--duration", duration_s, "seconds of load per run")->capture_default_str();
-  app.add_option("--timeout", timeout_s, "client call timeout in seconds, every mode")
+  app.add_option("--slow-ms", slow_ms, "slow-replica: delay of every call, ms")
       ->capture_default_str();
-  app.add_option("--slow-ms", slow_ms, "delay of every call to the slow replica, ms")
+  app.add_option("--client-threads", options.client_threads,
+                 "threads each target runs its blocking calls on")
       ->capture_default_str();
-  app.add_option("--out", out_path, "write {\"runs\": [...]} as JSON to this file");
+  app.add_option("--server-binary", options.server_binary,
+                 "the stategate binary to start (default: the one beside stategate-bench)");
+  app.add_option("--out", out_path, "write the results as JSON to this file");
+  app.add_option("--report", report_path, "write a self-contained HTML report to this file");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -190,51 +190,35 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   if (absl::Status valid = CheckSeconds({duration_s, timeout_s, slow_ms}); !valid.ok()) {
     return Fail(valid, err);
   }
+  if (threads->count() > 0 && rate->count() == 0) options.rate = 0;
   options.duration = absl::Seconds(duration_s);
   options.timeout = absl::Seconds(timeout_s);
   options.slow_delay = absl::Milliseconds(slow_ms);
-  if (absl::Status valid = ValidateFaultBenchOptions(options); !valid.ok()) {
-    return Fail(valid, err);
+  if (!absl::SimpleAtoi(record.substr(0, record.find('x')), &options.fields) ||
+      record.find('x') == std::string::npos ||
+      !absl::SimpleAtoi(record.substr(record.find('x') + 1), &options.field_bytes)) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+                    "--record: expected FIELDSxBYTES such as 10x100, got '", record, "'")),
+                err);
   }
-  if (memcached && engine != "redis-cluster") {
-    // Gateways with a RocksDB each hold different data; one shared cache would mix them up.
-    return Fail(absl::InvalidArgumentError("--memcached needs --engine redis-cluster"), err);
-  }
+  if (absl::Status valid = ValidateYcsbBenchOptions(options); !valid.ok()) return Fail(valid, err);
 
-  // Declared in start order, so destroyed in reverse on every way out of this function:
-  // the gateways stop before the servers they use.
-  std::unique_ptr<testbed::RedisCluster> cluster;
-  std::unique_ptr<testbed::MemcachedServer> cache;
-  if (engine == "redis-cluster") {
-    err << "starting a local Redis Cluster (3 masters, 3 replicas)" << std::endl;
-    absl::StatusOr<std::unique_ptr<testbed::RedisCluster>> started = testbed::RedisCluster::Start();
-    if (!started.ok()) return Fail(started.status(), err);
-    cluster = *std::move(started);
-    fleet_options.redis_cluster_seeds = cluster->seed_list();
-    options.shared_storage = true;
-    err << "Redis Cluster up: " << cluster->seed_list() << std::endl;
-  }
-  if (memcached) {
-    absl::StatusOr<std::unique_ptr<testbed::MemcachedServer>> started =
-        testbed::MemcachedServer::Start();
-    if (!started.ok()) return Fail(started.status(), err);
-    cache = *std::move(started);
-    fleet_options.memcached_address = cache->address();
-    err << "memcached up: " << cache->address() << std::endl;
-  }
-  absl::StatusOr<std::unique_ptr<Fleet>> fleet =
-      addresses.empty() ? Fleet::StartLocal(fleet_options) : Fleet::Attach(addresses);
-  if (!fleet.ok()) return Fail(fleet.status(), err);
-  absl::StatusOr<FaultBenchReport> report = RunFaultBench(options, **fleet, &err, connect);
-  if (!report.ok()) return Fail(report.status(), err);
-  out << FormatFaultTable(*report);
+  std::vector<std::string> words(argv, argv + argc);
+  words[0] = "stategate-bench";
+  absl::StatusOr<nlohmann::json> results = RunYcsbBench(options, absl::StrJoin(words, " "), err);
+  if (!results.ok()) return Fail(results.status(), err);
+  out << FormatYcsbTable(*results);
   out.flush();
   if (!out_path.empty()) {
-    if (absl::Status written = WriteFile(out_path, FaultBenchJson(*report)); !written.ok()) {
+    if (absl::Status written = WriteFile(out_path, results->dump(1)); !written.ok()) {
       return Fail(written, err);
     }
   }
-  if (absl::Status stopped = (*fleet)->Stop(); !stopped.ok()) return Fail(stopped, err);
+  if (!report_path.empty()) {
+    if (absl::Status written = WriteFile(report_path, RenderHtmlReport(*results)); !written.ok()) {
+      return Fail(written, err);
+    }
+  }
   return 0;
 }
 
@@ -243,7 +227,9 @@ int RunFaultCli(int argc, const char* const* argv, std::ostream& out, std::ostre
 int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err,
                 const ClientFactory& connect) {
   if (HasFlag(argc, argv, "--vs-redis")) return RunVsRedisCli(argc, argv, out, err, connect);
-  if (HasFlag(argc, argv, "--scenario")) return RunFaultCli(argc, argv, out, err, connect);
+  for (const char* flag : {"--workload", "--target", "--scenario"}) {
+    if (HasFlag(argc, argv, flag)) return RunWorkloadCli(argc, argv, out, err);
+  }
   QpsBenchOptions options;
   KvClientOptions client_options;
   double duration_s = absl::ToDoubleSeconds(options.duration);

@@ -1,9 +1,16 @@
 #include "src/bench/closed_loop.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 namespace stategate::bench {
 
@@ -50,6 +57,46 @@ LoopResult RunClosedLoop(int concurrency, absl::Duration warmup, absl::Duration 
     total.latency_us.Merge(r.latency_us);
   }
   return total;
+}
+
+int64_t RunClosedLoad(const ClosedLoadOptions& options, const AsyncOp& op, LoadRecorder& recorder) {
+  assert(options.threads > 0 && options.slo_target_of);
+  std::atomic<int64_t> next_index{0};
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + options.duration;
+  std::vector<std::thread> workers;
+  for (int t = 0; t < options.threads; ++t) {
+    workers.emplace_back([&] {
+      while (true) {
+        const absl::Time op_start = absl::Now();
+        if (op_start >= end) return;
+        const int64_t index = next_index.fetch_add(1);
+        if (options.max_ops > 0 && index >= options.max_ops) return;
+        // Shared with the callback, which may come after this worker gave up on it.
+        struct Outcome {
+          absl::Notification done;
+          absl::Status status;
+          absl::Time at;
+        };
+        auto outcome = std::make_shared<Outcome>();
+        op(index, [outcome](absl::Status status) {
+          outcome->status = std::move(status);
+          outcome->at = absl::Now();
+          outcome->done.Notify();
+        });
+        const absl::Duration offset = op_start - start;
+        if (outcome->done.WaitForNotificationWithTimeout(options.op_timeout)) {
+          recorder.Record(offset, outcome->at - op_start, outcome->status,
+                          options.slo_target_of(index));
+        } else {
+          recorder.RecordUnfinished(offset, absl::Now() - op_start);
+        }
+      }
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  const int64_t started = next_index.load();
+  return options.max_ops > 0 ? std::min(started, options.max_ops) : started;
 }
 
 }  // namespace stategate::bench

@@ -127,6 +127,43 @@ class LocalFleet final : public Fleet {
     return absl::OkStatus();
   }
 
+  absl::Status Kill(size_t replica) override {
+    SG_RETURN_IF_ERROR(CheckReplica(replica));
+    children_[replica].process->Kill();
+    return absl::OkStatus();
+  }
+
+  absl::Status Restart(size_t replica) override {
+    if (replica >= children_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("no replica ", replica));
+    }
+    Child& child = children_[replica];
+    if (child.pid() > 0) {
+      child.process->Signal(SIGCONT);  // a stopped process does not act on SIGTERM
+      child.process->Signal(SIGTERM);
+      if (!child.process->Wait(options_.stop_timeout).has_value()) {
+        child.process->Kill();
+        return absl::DeadlineExceededError(
+            absl::StrCat("gateway at ", child.address, " did not drain within ",
+                         absl::FormatDuration(options_.stop_timeout), "; killed"));
+      }
+    }
+    // The same address: the clients know the fleet by its addresses. The port may still be
+    // held for a moment by the old process's sockets, so a failed start is tried again.
+    absl::Status ready;
+    for (int attempt = 1; attempt <= kStartAttempts; ++attempt) {
+      SG_RETURN_IF_ERROR(Spawn(child, child.address));
+      ready = WaitUntilReady(child);
+      if (ready.ok() || child.pid() > 0) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    if (!ready.ok()) {
+      return absl::Status(ready.code(), absl::StrCat(ready.message(), "; its log:\n",
+                                                     child.process->LogTail(kLogTailBytes)));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Stop() override {
     // SIGCONT first: a stopped process does not act on SIGTERM.
     for (Child& child : children_) {
@@ -159,11 +196,14 @@ class LocalFleet final : public Fleet {
     return absl::OkStatus();
   }
 
-  // Starts `stategate` for `child` on a new free port.
-  absl::Status Spawn(Child& child) {
-    const int port = testbed::FreePort();
-    if (port < 0) return Errno("bind to a free port");
-    child.address = absl::StrCat("127.0.0.1:", port);
+  // Starts `stategate` for `child` on `address`, or on a new free port if it is empty.
+  absl::Status Spawn(Child& child, std::string address = "") {
+    if (address.empty()) {
+      const int port = testbed::FreePort();
+      if (port < 0) return Errno("bind to a free port");
+      address = absl::StrCat("127.0.0.1:", port);
+    }
+    child.address = std::move(address);
     testbed::ChildProcessOptions process;
     process.binary = options_.server_binary;
     process.args = {"--listen", child.address, "--data-dir", child.data_dir};
@@ -273,6 +313,13 @@ class AttachedFleet final : public Fleet {
                                                             pause.status.message()));
     }
     return absl::OkStatus();
+  }
+
+  absl::Status Kill(size_t) override {
+    return absl::UnimplementedError("cannot kill a gateway this benchmark did not start");
+  }
+  absl::Status Restart(size_t) override {
+    return absl::UnimplementedError("cannot restart a gateway this benchmark did not start");
   }
 
   absl::Status Stop() override { return absl::OkStatus(); }

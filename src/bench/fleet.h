@@ -82,6 +82,16 @@ class Fleet {
   [[nodiscard]] virtual absl::Status Pause(size_t replica, absl::Duration length) = 0;
   [[nodiscard]] virtual absl::Status Resume(size_t replica) = 0;
 
+  // Kills gateway `replica` at once (SIGKILL): no drain, calls in flight are cut. Local
+  // gateways only (UNIMPLEMENTED for attached ones).
+  [[nodiscard]] virtual absl::Status Kill(size_t replica) = 0;
+
+  // Starts gateway `replica` again on the same address and data directory and waits until it
+  // answers Handshake. If it is running, it is first drained (SIGTERM: it stops taking
+  // calls, finishes those in flight and exits), as in a rolling upgrade; after Kill it is just
+  // started. Local gateways only (UNIMPLEMENTED for attached ones).
+  [[nodiscard]] virtual absl::Status Restart(size_t replica) = 0;
+
   // Stops local gateways (nothing for attached ones); idempotent. INTERNAL if one had to be
   // killed or exited with an error.
   [[nodiscard]] virtual absl::Status Stop() = 0;

@@ -18,26 +18,42 @@ constexpr absl::Duration kDrainPoll = absl::Milliseconds(1);
 
 // What the completion callbacks share with the run; outlives the run if a callback does.
 struct RunState {
+  LoadRecorder own_recorder;
   absl::Mutex mu;
-  OpenLoopResult result ABSL_GUARDED_BY(mu);
   std::vector<bool> finished ABSL_GUARDED_BY(mu);  // by operation index
   int64_t finished_count ABSL_GUARDED_BY(mu) = 0;
   bool closed ABSL_GUARDED_BY(mu) = false;  // the run is over: late callbacks are ignored
 };
 
+int64_t ArrivalsIn(double rate, absl::Duration length) {
+  // The number of i >= 0 with i / rate < length; the small tolerance keeps an exact
+  // product (300 * 5 s) from gaining an arrival through floating-point noise.
+  const double product = rate * absl::ToDoubleSeconds(length);
+  return std::max<int64_t>(0, static_cast<int64_t>(std::ceil(product - 1e-9)));
+}
+
+absl::Duration AtRate(int64_t index, double rate) {
+  return absl::Nanoseconds(std::llround(static_cast<double>(index) * 1e9 / rate));
+}
+
 }  // namespace
 
-ArrivalSchedule::ArrivalSchedule(double rate, absl::Duration duration) : rate_(rate) {
+ArrivalSchedule::ArrivalSchedule(double rate, absl::Duration duration,
+                                 std::optional<RateWindow> window)
+    : rate_(rate), window_(window.value_or(RateWindow{duration, duration, rate})) {
   assert(rate > 0 && duration >= absl::ZeroDuration());
-  // The number of i >= 0 with i / rate < duration; the small tolerance keeps an exact
-  // product (300 * 5 s) from gaining an arrival through floating-point noise.
-  const double product = rate * absl::ToDoubleSeconds(duration);
-  count_ = static_cast<int64_t>(std::ceil(product - 1e-9));
-  if (count_ < 0) count_ = 0;
+  assert(absl::ZeroDuration() <= window_.start && window_.start <= window_.end &&
+         window_.end <= duration && window_.rate > 0);
+  before_ = ArrivalsIn(rate_, window_.start);
+  during_ = ArrivalsIn(window_.rate, window_.end - window_.start);
+  after_ = ArrivalsIn(rate_, duration - window_.end);
 }
 
 absl::Duration ArrivalSchedule::Offset(int64_t index) const {
-  return absl::Nanoseconds(std::llround(static_cast<double>(index) * 1e9 / rate_));
+  if (index < before_) return AtRate(index, rate_);
+  index -= before_;
+  if (index < during_) return window_.start + AtRate(index, window_.rate);
+  return window_.end + AtRate(index - during_, rate_);
 }
 
 absl::Duration IntendedStartLatency(absl::Time intended, absl::Time completed) {
@@ -46,13 +62,17 @@ absl::Duration IntendedStartLatency(absl::Time intended, absl::Time completed) {
 
 OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, const Clock* clock,
                            const Sleeper& sleep) {
-  const ArrivalSchedule schedule(options.rate, options.duration);
+  const ArrivalSchedule schedule(options.rate, options.duration, options.rate_window);
   auto state = std::make_shared<RunState>();
   {
     absl::MutexLock lock(&state->mu);
     state->finished.assign(schedule.count(), false);
   }
-  const absl::Duration slo_target = options.slo_target;
+  // Callbacks may outlive the run, and with it a caller's recorder: they stop using it once
+  // the run is closed (both under state->mu).
+  LoadRecorder* recorder = options.recorder != nullptr ? options.recorder : &state->own_recorder;
+  std::function<absl::Duration(int64_t)> slo_target_of = options.slo_target_of;
+  if (!slo_target_of) slo_target_of = [target = options.slo_target](int64_t) { return target; };
 
   const absl::Time start = clock->Now();
   absl::Duration max_lag = absl::ZeroDuration();
@@ -64,20 +84,14 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
       now = clock->Now();
     }
     max_lag = std::max(max_lag, now - intended);
-    op(i, [state, i, intended, clock, slo_target](absl::Status status) {
+    op(i, [state, recorder, slo_target_of, i, offset = intended - start, intended,
+           clock](absl::Status status) {
       absl::MutexLock lock(&state->mu);
       if (state->closed || state->finished[i]) return;
       state->finished[i] = true;
       ++state->finished_count;
-      const absl::Duration latency = IntendedStartLatency(intended, clock->Now());
-      OpenLoopResult& r = state->result;
-      r.latency_us.Record(absl::ToInt64Microseconds(latency));
-      if (status.ok()) {
-        ++r.ok;
-        if (latency <= slo_target) ++r.ok_within_slo;
-      } else {
-        ++r.errors[absl::StatusCodeToString(status.code())];
-      }
+      recorder->Record(offset, IntendedStartLatency(intended, clock->Now()), status,
+                       slo_target_of(i));
     });
   }
 
@@ -95,16 +109,21 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
   absl::MutexLock lock(&state->mu);
   state->closed = true;
   const absl::Time end = clock->Now();
-  OpenLoopResult& r = state->result;
   for (int64_t i = 0; i < schedule.count(); ++i) {
     if (state->finished[i]) continue;
-    r.latency_us.Record(
-        absl::ToInt64Microseconds(IntendedStartLatency(start + schedule.Offset(i), end)));
-    ++r.errors[kUnfinished];
+    const absl::Duration offset = schedule.Offset(i);
+    recorder->RecordUnfinished(offset, IntendedStartLatency(start + offset, end));
   }
+  LoadStats total = recorder->Total();
+  OpenLoopResult r;
   r.issued = schedule.count();
+  r.ok = total.ok;
+  r.ok_within_slo = total.ok_within_slo;
+  r.errors = std::move(total.errors);
+  r.latency_us = std::move(total.latency_us);
+  r.series = recorder->Series();
   r.max_issue_lag = max_lag;
-  return std::move(r);
+  return r;
 }
 
 }  // namespace stategate::bench

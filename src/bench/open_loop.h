@@ -13,37 +13,51 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "src/bench/load_recorder.h"
 #include "src/common/clock.h"
 #include "src/common/histogram.h"
 
 namespace stategate::bench {
 
+// A window of a run in which operations arrive at another rate (an overload).
+struct RateWindow {
+  absl::Duration start;
+  absl::Duration end;
+  double rate = 0;
+};
+
 // The arrival times of a run: operation i (0 <= i < count()) is due at Offset(i) after the
-// start. Arrivals fall in [0, duration): count() = ceil(rate * duration).
+// start. Arrivals fall in [0, duration), at `rate` per second, or in [window.start,
+// window.end) at window.rate: ceil(rate * duration) of them without a window.
 class ArrivalSchedule {
  public:
-  // Requires rate > 0 and duration >= 0.
-  ArrivalSchedule(double rate, absl::Duration duration);
+  // Requires rate > 0 and duration >= 0; a window needs 0 <= start <= end <= duration and
+  // rate > 0.
+  ArrivalSchedule(double rate, absl::Duration duration,
+                  std::optional<RateWindow> window = std::nullopt);
 
-  int64_t count() const { return count_; }
-  // index / rate, rounded to the nanosecond (computed from the index, so no error builds up).
+  int64_t count() const { return before_ + during_ + after_; }
+  // Computed from the index (index / rate, rounded to the nanosecond, within its part of the
+  // run), so no error builds up.
   absl::Duration Offset(int64_t index) const;
 
  private:
   double rate_;
-  int64_t count_;
+  RateWindow window_;   // empty (start == end == duration) without one
+  int64_t before_ = 0;  // arrivals in [0, window.start)
+  int64_t during_ = 0;  // in [window.start, window.end)
+  int64_t after_ = 0;   // in [window.end, duration)
 };
 
 // The latency of an operation that was due at `intended` and completed at `completed`: the
 // time the caller waited for it, however late it was issued. Never negative.
 absl::Duration IntendedStartLatency(absl::Time intended, absl::Time completed);
-
-// The error key of an operation still out when the run ended.
-inline constexpr char kUnfinished[] = "UNFINISHED";
 
 struct OpenLoopOptions {
   // Operations started per second. Default: 500.
@@ -54,6 +68,14 @@ struct OpenLoopOptions {
   absl::Duration drain_timeout = absl::Seconds(1);
   // Successful operations at or under this latency count as within the SLO. Default: 0.
   absl::Duration slo_target = absl::ZeroDuration();
+  // The SLO target of operation `index`, when operations differ (reads, writes, scans);
+  // called on completion, after the operation was started. Default: none (slo_target).
+  std::function<absl::Duration(int64_t index)> slo_target_of;
+  // The offered rate in a window of the run (ArrivalSchedule). Default: none.
+  std::optional<RateWindow> rate_window;
+  // Where every operation is also recorded, by intended start, so that the caller can watch
+  // the run while it goes on. Default: none (the run records into its own).
+  LoadRecorder* recorder = nullptr;
 };
 
 struct OpenLoopResult {
@@ -66,6 +88,8 @@ struct OpenLoopResult {
   // Latency from the intended start, in microseconds, of every operation: successful or
   // failed at completion, unfinished ones at the end of the drain (a lower bound).
   Histogram latency_us;
+  // The same per second of intended start.
+  std::vector<LoadStats> series;
   // How far behind its schedule the issuing thread fell at worst; large values mean the
   // generator, not the system under test, limited the load.
   absl::Duration max_issue_lag;

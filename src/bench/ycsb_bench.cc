@@ -1,0 +1,882 @@
+#include "src/bench/ycsb_bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "src/bench/client_modes.h"
+#include "src/bench/closed_loop.h"
+#include "src/bench/direct_targets.h"
+#include "src/bench/fleet.h"
+#include "src/bench/open_loop.h"
+#include "src/bench/stategate_target.h"
+#include "src/bench/target.h"
+#include "src/bench/ycsb.h"
+#include "src/common/namespace_config.h"
+#include "src/common/status_macros.h"
+#include "src/common/worker_pool.h"
+#include "src/testbed/memcached_server.h"
+#include "src/testbed/redis_cluster.h"
+#include "src/testbed/redis_server.h"
+
+namespace stategate::bench {
+namespace {
+
+using ycsb::OpKind;
+
+constexpr const char* kTargets[] = {"stategate-rocksdb", "stategate-redis", "redis",
+                                    "redis-cluster",     "memcached",       "empty"};
+constexpr const char* kScenarios[] = {"none",           "slow-replica",   "error-replica",
+                                      "paused-replica", "killed-replica", "rolling-restart",
+                                      "overload",       "redis-failover"};
+constexpr char kNamespace[] = "default";
+// Beyond the call timeout, how long a run waits for the callbacks of calls that timed out.
+constexpr absl::Duration kDrainMargin = absl::Milliseconds(200);
+constexpr char kDirectMode[] = "direct";
+constexpr uint64_t kSeed = 0x5eed;
+// Distinct random field values each run draws from (making one per operation would cost
+// the load generator more than some targets cost per operation).
+constexpr int kValuePool = 1024;
+// Unmeasured operations each fresh client makes before its run (reads, no fault): it
+// connects to every gateway and learns latencies, as a long-lived client would have.
+constexpr int64_t kWarmupOps = 200;
+// How long the closed loop that measures capacity for the overload scenario runs.
+constexpr absl::Duration kCapacityProbe = absl::Seconds(3);
+constexpr double kOverloadFactor = 2.0;
+// The paused-replica scenario's rhythm: stopped this long, then running this long.
+constexpr absl::Duration kPausePeriod = absl::Seconds(1);
+// Between two gateways of a rolling restart, as an orchestrator waits for health.
+constexpr absl::Duration kRollingGap = absl::Seconds(1);
+// Per-second SLO attainment at which a run counts as recovered.
+constexpr double kRecoveredAttainment = 0.999;
+// Deadline of load-phase inserts and of the capacity probe's calls.
+constexpr absl::Duration kSetupTimeout = absl::Seconds(10);
+constexpr double kMaxOpsPerRun = 1e8;
+// The quantiles of each run's latency CDF in the JSON.
+constexpr double kCdfQuantiles[] = {0,   0.1, 0.2,  0.3,  0.4,   0.5,   0.6,    0.7,
+                                    0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1};
+
+bool Known(std::string_view name, const auto& names) {
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
+bool IsStategate(std::string_view target) {
+  return target == "stategate-rocksdb" || target == "stategate-redis";
+}
+bool OnRedisCluster(std::string_view target) {
+  return target == "stategate-redis" || target == "redis-cluster";
+}
+bool HasModes(std::string_view target) { return IsStategate(target) || target == "empty"; }
+
+// Whether `scenario` can hurt `target` (see the header).
+bool Applies(std::string_view scenario, std::string_view target) {
+  if (scenario == "none") return true;
+  if (scenario == "overload") return target != "empty";
+  if (scenario == "redis-failover") return OnRedisCluster(target);
+  return IsStategate(target);
+}
+
+// The SLO target of an operation: the default namespace's, by what the operation does.
+absl::Duration SloTarget(OpKind kind) {
+  static const NamespaceConfig defaults;
+  switch (kind) {
+    case OpKind::kRead:
+      return defaults.point_read.target;
+    case OpKind::kUpdate:
+    case OpKind::kInsert:
+      return defaults.write.target;
+    case OpKind::kScan:
+      return defaults.range_read.target;
+    case OpKind::kReadModifyWrite:
+      return defaults.point_read.target + defaults.write.target;
+  }
+  return defaults.point_read.target;
+}
+
+// The kind of every operation of a run by index, for its SLO target at completion.
+class KindLog {
+ public:
+  void Set(int64_t index, OpKind kind) {
+    absl::MutexLock lock(&mu_);
+    if (static_cast<size_t>(index) >= kinds_.size()) kinds_.resize(index + 1);
+    kinds_[index] = kind;
+  }
+  OpKind Get(int64_t index) const {
+    absl::MutexLock lock(&mu_);
+    return static_cast<size_t>(index) < kinds_.size() ? kinds_[index] : OpKind::kRead;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<OpKind> kinds_ ABSL_GUARDED_BY(mu_);
+};
+
+// What one target needs running, stopped in reverse order (gateways before their stores).
+struct Environment {
+  std::string target;
+  std::unique_ptr<testbed::RedisCluster> cluster;
+  std::unique_ptr<testbed::RedisServer> redis;
+  std::unique_ptr<testbed::MemcachedServer> memcached;
+  std::unique_ptr<Fleet> fleet;
+  // Records that exist: loaded, then grown by acknowledged inserts of the runs.
+  int64_t records = 0;
+};
+
+absl::StatusOr<std::unique_ptr<Environment>> StartEnvironment(const std::string& target,
+                                                              const YcsbBenchOptions& options,
+                                                              std::ostream& progress) {
+  auto env = std::make_unique<Environment>();
+  env->target = target;
+  LocalFleetOptions fleet_options;
+  fleet_options.server_binary = options.server_binary;
+  fleet_options.replicas = options.replicas;
+  if (OnRedisCluster(target)) {
+    progress << target << ": starting a local Redis Cluster (3 masters, 3 replicas)" << std::endl;
+    SG_ASSIGN_OR_RETURN(env->cluster, testbed::RedisCluster::Start());
+    fleet_options.redis_cluster_seeds = env->cluster->seed_list();
+  }
+  if (target == "redis") {
+    SG_ASSIGN_OR_RETURN(env->redis, testbed::RedisServer::Start());
+  }
+  if (target == "memcached") {
+    testbed::MemcachedOptions memcached_options;
+    // Room for every record: an evicted record would read as NOT_FOUND.
+    memcached_options.memory_mb = 1024;
+    SG_ASSIGN_OR_RETURN(env->memcached, testbed::MemcachedServer::Start(memcached_options));
+  }
+  if (IsStategate(target) || target == "empty") {
+    if (target == "empty") fleet_options.replicas = 1;
+    progress << target << ": starting " << fleet_options.replicas << " gateway(s)" << std::endl;
+    SG_ASSIGN_OR_RETURN(env->fleet, Fleet::StartLocal(fleet_options));
+  }
+  return env;
+}
+
+// A target for one run: a fresh client in `mode` over `addresses` for the gateway targets.
+struct TargetSession {
+  std::shared_ptr<KvClient> client;  // null for the direct targets
+  std::unique_ptr<Target> target;
+};
+
+absl::StatusOr<TargetSession> ConnectTarget(const Environment& env, const std::string& mode,
+                                            const std::vector<std::string>& addresses,
+                                            absl::Duration timeout, int threads) {
+  TargetSession run;
+  if (env.target == "redis") {
+    SG_ASSIGN_OR_RETURN(run.target, ConnectRedisTarget(env.redis->address(), threads));
+  } else if (env.target == "redis-cluster") {
+    SG_ASSIGN_OR_RETURN(run.target, ConnectRedisClusterTarget(env.cluster->seeds(), threads));
+  } else if (env.target == "memcached") {
+    SG_ASSIGN_OR_RETURN(run.target, ConnectMemcachedTarget(env.memcached->address(), threads));
+  } else {
+    KvClientOptions client_options;
+    client_options.address = addresses[0];
+    client_options.more_addresses.assign(addresses.begin() + 1, addresses.end());
+    client_options.timeout = timeout;
+    SG_ASSIGN_OR_RETURN(client_options.reliability, ModeReliability(mode));
+    SG_ASSIGN_OR_RETURN(std::unique_ptr<KvClient> client, KvClient::Connect(client_options));
+    run.client = std::move(client);
+    run.target = env.target == "empty" ? MakeEmptyCallTarget(run.client, kNamespace, threads)
+                                       : MakeStategateTarget(run.client, kNamespace, threads);
+  }
+  return run;
+}
+
+// Random field values, and the TargetOp of an Operation.
+class OpMaker {
+ public:
+  OpMaker(int fields, int64_t field_bytes) : fields_(fields) {
+    std::mt19937_64 bytes(kSeed);
+    values_.resize(kValuePool);
+    for (std::string& value : values_) {
+      value.resize(field_bytes);
+      for (char& c : value) c = static_cast<char>(bytes());  // incompressible, like real data
+    }
+  }
+
+  TargetOp Make(const ycsb::Operation& op, std::mt19937_64& rng) const {
+    TargetOp t;
+    t.kind = op.kind;
+    t.key = ycsb::RecordKey(op.record);
+    switch (op.kind) {
+      case OpKind::kInsert:
+        for (int f = 0; f < fields_; ++f) t.fields.emplace_back(ycsb::FieldName(f), Value(rng));
+        break;
+      case OpKind::kUpdate:
+      case OpKind::kReadModifyWrite:
+        t.fields.emplace_back(ycsb::FieldName(op.field), Value(rng));
+        break;
+      case OpKind::kScan:
+        t.scan_length = op.scan_length;
+        break;
+      case OpKind::kRead:
+        break;
+    }
+    return t;
+  }
+
+ private:
+  const std::string& Value(std::mt19937_64& rng) const { return values_[rng() % values_.size()]; }
+
+  int fields_;
+  std::vector<std::string> values_;
+};
+
+// Inserts records [0, count) through `target` with `threads` workers.
+absl::Status Load(Target& target, const OpMaker& maker, int64_t count, int threads,
+                  std::ostream& progress, const std::string& what) {
+  LoadRecorder recorder;
+  ClosedLoadOptions load;
+  load.threads = threads;
+  load.duration = absl::Hours(1);
+  load.max_ops = count;
+  load.op_timeout = kSetupTimeout;
+  load.slo_target_of = [](int64_t) { return SloTarget(OpKind::kInsert); };
+  const absl::Time start = absl::Now();
+  RunClosedLoad(
+      load,
+      [&](int64_t index, std::function<void(absl::Status)> done) {
+        std::mt19937_64 rng(kSeed + index);
+        target.Start(maker.Make({.kind = OpKind::kInsert, .record = index}, rng), std::move(done));
+      },
+      recorder);
+  const absl::Duration took = absl::Now() - start;
+  const LoadStats total = recorder.Total();
+  progress << absl::StrFormat("%s: loaded %d records in %.1f s (%.0f inserts/s, p99 %.1f ms)", what,
+                              total.ok, absl::ToDoubleSeconds(took),
+                              total.ok / std::max(1e-9, absl::ToDoubleSeconds(took)),
+                              total.latency_us.Percentile(0.99) / 1000.0)
+           << std::endl;
+  if (total.error_count() > 0) {
+    std::vector<std::string> errors;
+    for (const auto& [code, n] : total.errors) errors.push_back(absl::StrCat(code, "=", n));
+    return absl::UnavailableError(absl::StrCat(what, ": load phase failed for ",
+                                               total.error_count(), " of ", count, " records (",
+                                               absl::StrJoin(errors, " "), ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Runs a fault scenario's actions from the fault's onset to its end on `actions`, a thread
+// that outlives every process it starts: the kernel kills a child started with
+// die_with_parent when the thread that started it exits (a restarted gateway or Redis node
+// must live on after its scenario).
+class FaultController {
+ public:
+  FaultController(Environment& env, const YcsbBenchOptions& options, std::string scenario,
+                  absl::Time run_start, WorkerPool& actions)
+      : env_(env), options_(options), scenario_(std::move(scenario)), run_start_(run_start) {
+    if (scenario_ == "none" || scenario_ == "overload") {
+      acted_.Notify();
+      return;
+    }
+    actions.Submit([this] {
+      status_ = Act();
+      acted_.Notify();
+    });
+  }
+
+  // Waits for the actions to finish (the run is over: a waiting step stops at once, and
+  // what was set is cleared). Returns the first error.
+  absl::Status Finish() {
+    run_over_.Notify();
+    acted_.WaitForNotification();
+    return status_;
+  }
+
+  // When the fault began and ended, from the run's start (the planned window for overload).
+  std::optional<absl::Duration> onset() const { return onset_; }
+  std::optional<absl::Duration> end() const { return end_; }
+
+  static absl::Duration PlannedOnset(const YcsbBenchOptions& o) {
+    return o.duration * o.fault_onset;
+  }
+  static absl::Duration PlannedEnd(const YcsbBenchOptions& o) { return o.duration * o.fault_end; }
+
+ private:
+  // Sleeps until `offset` from the run's start; false if the run ended first.
+  bool SleepUntil(absl::Duration offset) {
+    return !run_over_.WaitForNotificationWithDeadline(run_start_ + offset);
+  }
+  absl::Duration Elapsed() const { return absl::Now() - run_start_; }
+  void MarkOnset() { onset_ = Elapsed(); }
+  void MarkEnd() { end_ = Elapsed(); }
+
+  absl::Status Act() {
+    if (!SleepUntil(PlannedOnset(options_))) return absl::OkStatus();
+    Fleet* fleet = env_.fleet.get();
+    MarkOnset();
+    absl::Status status;
+    if (scenario_ == "slow-replica" || scenario_ == "error-replica") {
+      InjectedFaults faults;
+      if (scenario_ == "slow-replica") faults.delay = options_.slow_delay;
+      if (scenario_ == "error-replica") faults.error_rate = 1.0;
+      SG_RETURN_IF_ERROR(fleet->SetFaults(0, kNamespace, faults));
+      SleepUntil(PlannedEnd(options_));
+      status = fleet->SetFaults(0, kNamespace, InjectedFaults{});
+    } else if (scenario_ == "paused-replica") {
+      // Stopped for a period, running for a period, until the planned end.
+      while (status.ok() && Elapsed() < PlannedEnd(options_)) {
+        status = fleet->Pause(0, kPausePeriod);
+        const bool run_goes_on =
+            SleepUntil(std::min(Elapsed() + kPausePeriod, PlannedEnd(options_)));
+        const absl::Status resumed = fleet->Resume(0);
+        if (status.ok()) status = resumed;
+        if (!run_goes_on || !SleepUntil(std::min(Elapsed() + kPausePeriod, PlannedEnd(options_)))) {
+          break;
+        }
+      }
+    } else if (scenario_ == "killed-replica") {
+      SG_RETURN_IF_ERROR(fleet->Kill(0));
+      SleepUntil(PlannedEnd(options_));
+      status = fleet->Restart(0);
+    } else if (scenario_ == "rolling-restart") {
+      for (size_t r = 0; r < fleet->addresses().size() && status.ok(); ++r) {
+        if (r > 0) absl::SleepFor(kRollingGap);
+        status = fleet->Restart(r);
+      }
+    } else if (scenario_ == "redis-failover") {
+      SG_ASSIGN_OR_RETURN(const testbed::RedisNode master, env_.cluster->MasterOfSlot(0));
+      SG_RETURN_IF_ERROR(env_.cluster->KillNode(master.port));
+      status = env_.cluster->WaitForFailover(master.port);
+      // The killed node comes back as its successor's replica, as an orchestrator would
+      // bring it: until then, writes waiting for a replica (replicas_ack 1) cannot finish.
+      if (status.ok()) status = env_.cluster->RestartNode(master.port);
+    }
+    MarkEnd();
+    return status;
+  }
+
+  Environment& env_;
+  const YcsbBenchOptions& options_;
+  const std::string scenario_;
+  const absl::Time run_start_;
+  absl::Notification run_over_;
+  absl::Notification acted_;
+  // Written by the action before acted_ is notified, read after.
+  std::optional<absl::Duration> onset_;
+  std::optional<absl::Duration> end_;
+  absl::Status status_;
+};
+
+// Prints a line per second while a run goes on.
+class ProgressPrinter {
+ public:
+  ProgressPrinter(const LoadRecorder& recorder, std::ostream& out, std::string label)
+      : thread_([this, &recorder, &out, label = std::move(label)] {
+          const absl::Time start = absl::Now();
+          for (int64_t second = 1;; ++second) {
+            if (stop_.WaitForNotificationWithDeadline(start + absl::Seconds(second))) return;
+            // The second that just ended, as far as its operations have completed.
+            const LoadStats last = recorder.Interval(second - 1);
+            const LoadStats total = recorder.Total();
+            out << absl::StrFormat("  %4ds %s: %6d ops/s, p99 %7.1f ms, errors %d (run: %d)",
+                                   second, label, last.ops,
+                                   last.latency_us.Percentile(0.99) / 1000.0, last.error_count(),
+                                   total.error_count())
+                << std::endl;
+          }
+        }) {}
+  ~ProgressPrinter() {
+    stop_.Notify();
+    thread_.join();
+  }
+
+ private:
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+nlohmann::json StatsJson(const LoadStats& s) {
+  return {{"ops", s.ops},
+          {"errors", s.error_count()},
+          {"p50_us", s.latency_us.Percentile(0.5)},
+          {"p99_us", s.latency_us.Percentile(0.99)},
+          {"slo_attainment", s.slo_attainment()}};
+}
+
+std::optional<double> Seconds(std::optional<absl::Duration> d) {
+  if (!d.has_value()) return std::nullopt;
+  return absl::ToDoubleSeconds(*d);
+}
+
+nlohmann::json OptionalSeconds(std::optional<absl::Duration> d) {
+  if (!d.has_value()) return nullptr;
+  return absl::ToDoubleSeconds(*d);
+}
+
+struct RunSpec {
+  std::string workload;
+  std::string scenario;
+  std::string mode;
+};
+
+class Bench {
+ public:
+  Bench(const YcsbBenchOptions& options, std::ostream& progress)
+      : options_(options), progress_(progress), maker_(options.fields, options.field_bytes) {}
+
+  absl::Status RunOnTarget(const std::string& target, nlohmann::json& runs, nlohmann::json& loads) {
+    SG_ASSIGN_OR_RETURN(std::unique_ptr<Environment> env,
+                        StartEnvironment(target, options_, progress_));
+    SG_RETURN_IF_ERROR(LoadPhase(*env, loads));
+    std::map<std::string, double> capacity;  // by workload
+    for (const std::string& workload : options_.workloads) {
+      SG_ASSIGN_OR_RETURN(const ycsb::Workload w, ycsb::StandardWorkload(workload));
+      for (const std::string& scenario : options_.scenarios) {
+        if (!Applies(scenario, target)) continue;
+        const std::vector<std::string> modes =
+            HasModes(target) ? options_.modes : std::vector<std::string>{kDirectMode};
+        for (const std::string& mode : modes) {
+          nlohmann::json run = {
+              {"target", target}, {"mode", mode}, {"scenario", scenario}, {"workload", workload}};
+          if (!Supported(w, *env)) {
+            run["skipped"] =
+                absl::StrCat(target, " cannot run every operation of workload ", workload, " (",
+                             target == "memcached" ? "no scan" : "", ")");
+            progress_ << target << " / " << workload << ": skipped ("
+                      << run["skipped"].get<std::string>() << ")" << std::endl;
+            runs.push_back(std::move(run));
+            continue;
+          }
+          if (scenario == "overload" && !capacity.contains(workload)) {
+            SG_ASSIGN_OR_RETURN(capacity[workload], MeasureCapacity(*env, w));
+          }
+          const double overload_rate =
+              scenario == "overload" ? kOverloadFactor * capacity[workload] : 0;
+          SG_RETURN_IF_ERROR(RunOne(*env, w, scenario, mode, overload_rate, run));
+          runs.push_back(std::move(run));
+        }
+      }
+    }
+    if (env->fleet != nullptr) SG_RETURN_IF_ERROR(env->fleet->Stop());
+    return absl::OkStatus();
+  }
+
+ private:
+  bool Supported(const ycsb::Workload& w, const Environment& env) {
+    // Gateways serve every kind (the empty target answers each with the same call).
+    if (HasModes(env.target)) return true;
+    absl::StatusOr<TargetSession> probe =
+        ConnectTarget(env, kDirectMode, Addresses(env), options_.timeout, 1);
+    if (!probe.ok()) return true;  // the run will report the error
+    for (OpKind kind : ycsb::OperationKinds(w)) {
+      if (!probe->target->Supports(kind)) return false;
+    }
+    return true;
+  }
+
+  std::vector<std::string> Addresses(const Environment& env) const {
+    return env.fleet != nullptr ? env.fleet->addresses() : std::vector<std::string>{};
+  }
+
+  absl::Status LoadPhase(Environment& env, nlohmann::json& loads) {
+    const absl::Time start = absl::Now();
+    // Gateways with their own RocksDB each get every record; a shared store gets them once.
+    std::vector<std::vector<std::string>> writers;
+    if (env.target == "stategate-rocksdb") {
+      for (const std::string& address : env.fleet->addresses()) writers.push_back({address});
+    } else {
+      writers.push_back(Addresses(env));
+    }
+    for (const std::vector<std::string>& addresses : writers) {
+      const std::string mode = HasModes(env.target) ? "naive" : kDirectMode;
+      SG_ASSIGN_OR_RETURN(TargetSession writer, ConnectTarget(env, mode, addresses, kSetupTimeout,
+                                                              options_.client_threads));
+      const std::string what =
+          addresses.size() == 1 ? absl::StrCat(env.target, " (", addresses[0], ")") : env.target;
+      SG_RETURN_IF_ERROR(
+          Load(*writer.target, maker_, options_.records, options_.client_threads, progress_, what));
+    }
+    env.records = options_.records;
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    loads.push_back(
+        {{"target", env.target},
+         {"records", options_.records},
+         {"copies", writers.size()},
+         {"seconds", seconds},
+         {"inserts_per_s", options_.records * writers.size() / std::max(seconds, 1e-9)}});
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<double> MeasureCapacity(Environment& env, const ycsb::Workload& w) {
+    const std::string mode = HasModes(env.target) ? "naive" : kDirectMode;
+    SG_ASSIGN_OR_RETURN(TargetSession probe, ConnectTarget(env, mode, Addresses(env), kSetupTimeout,
+                                                           options_.client_threads));
+    ycsb::OperationGenerator generator(w, env.records, options_.fields, 0);
+    LoadRecorder recorder;
+    ClosedLoadOptions load;
+    load.threads = options_.client_threads;
+    load.duration = kCapacityProbe;
+    load.op_timeout = kSetupTimeout;
+    load.slo_target_of = [](int64_t) { return absl::InfiniteDuration(); };
+    RunClosedLoad(
+        load,
+        [&](int64_t index, std::function<void(absl::Status)> done) {
+          std::mt19937_64 rng(kSeed + index);
+          ycsb::Operation op = generator.Next(rng);
+          if (op.kind == OpKind::kInsert) op = {.kind = OpKind::kRead, .record = 0};  // no new keys
+          probe.target->Start(maker_.Make(op, rng), std::move(done));
+        },
+        recorder);
+    const double capacity =
+        static_cast<double>(recorder.Total().ok) / absl::ToDoubleSeconds(kCapacityProbe);
+    progress_ << absl::StrFormat("%s / %s: capacity %.0f ops/s (closed loop, %d workers)",
+                                 env.target, w.name, capacity, options_.client_threads)
+              << std::endl;
+    if (capacity <= 0) return absl::UnavailableError(absl::StrCat(env.target, ": capacity 0"));
+    return capacity;
+  }
+
+  absl::Status RunOne(Environment& env, const ycsb::Workload& w, const std::string& scenario,
+                      const std::string& mode, double overload_rate, nlohmann::json& run) {
+    SG_ASSIGN_OR_RETURN(TargetSession rt, ConnectTarget(env, mode, Addresses(env), options_.timeout,
+                                                        options_.client_threads));
+    Target& target = *rt.target;
+    Warmup(target, env.records);
+    const KvClientStats before = rt.client != nullptr ? rt.client->stats() : KvClientStats{};
+    const int64_t bytes_before = target.payload_bytes_sent();
+
+    const bool open = options_.threads == 0 || scenario == "overload";
+    const absl::Duration duration = open && options_.operations > 0 && options_.threads == 0
+                                        ? absl::Seconds(options_.operations / options_.rate)
+                                        : options_.duration;
+    YcsbBenchOptions timing = options_;
+    timing.duration = duration;
+    const int64_t expected_ops =
+        open ? static_cast<int64_t>(options_.rate * absl::ToDoubleSeconds(duration))
+             : options_.operations;
+    ycsb::OperationGenerator generator(w, env.records, options_.fields,
+                                       ycsb::ExpectedInserts(w, expected_ops));
+    KindLog kinds;
+    LoadRecorder recorder;
+    std::mutex rng_mu;
+    std::mt19937_64 rng(kSeed);
+    const AsyncOp op = [&](int64_t index, std::function<void(absl::Status)> done) {
+      ycsb::Operation next;
+      TargetOp target_op;
+      {
+        std::lock_guard<std::mutex> lock(rng_mu);
+        next = generator.Next(rng);
+        target_op = maker_.Make(next, rng);
+      }
+      kinds.Set(index, next.kind);
+      target.Start(std::move(target_op), [&generator, &not_found = not_found_, next,
+                                          done = std::move(done)](absl::Status status) {
+        if (next.kind == OpKind::kInsert) generator.AcknowledgeInsert(next.record);
+        // A record that is not there was still answered: counted apart, not as
+        // an error (gateways on their own RocksDB do not share inserts).
+        if (absl::IsNotFound(status)) {
+          ++not_found;
+          status = absl::OkStatus();
+        }
+        done(std::move(status));
+      });
+    };
+    const auto slo_of = [&kinds](int64_t index) { return SloTarget(kinds.Get(index)); };
+    not_found_ = 0;
+
+    const std::string label = absl::StrCat(w.name, " ", env.target, "/", mode, " ", scenario);
+    progress_ << label << ": "
+              << (open ? absl::StrFormat("open loop, %.0f ops/s", options_.rate)
+                       : absl::StrFormat("closed loop, %d threads", options_.threads))
+              << (overload_rate > 0
+                      ? absl::StrFormat(", %.0f ops/s in the fault window", overload_rate)
+                      : "")
+              << ", " << absl::FormatDuration(duration) << std::endl;
+    int64_t issued = 0;
+    absl::Duration max_issue_lag;
+    absl::Status fault_status;
+    std::optional<absl::Duration> onset, end;
+    {
+      ProgressPrinter printer(recorder, progress_, label);
+      const absl::Time start = absl::Now();
+      FaultController faults(env, timing, scenario, start, actions_);
+      if (open) {
+        OpenLoopOptions loop;
+        loop.rate = options_.rate;
+        loop.duration = duration;
+        loop.drain_timeout = options_.timeout + kDrainMargin;
+        loop.slo_target_of = slo_of;
+        loop.recorder = &recorder;
+        if (overload_rate > 0) {
+          loop.rate_window = RateWindow{FaultController::PlannedOnset(timing),
+                                        FaultController::PlannedEnd(timing), overload_rate};
+        }
+        const OpenLoopResult result = RunOpenLoop(loop, op);
+        issued = result.issued;
+        max_issue_lag = result.max_issue_lag;
+      } else {
+        ClosedLoadOptions loop;
+        loop.threads = options_.threads;
+        loop.duration = duration;
+        loop.max_ops = options_.operations;
+        loop.op_timeout = options_.timeout + kDrainMargin;
+        loop.slo_target_of = slo_of;
+        issued = RunClosedLoad(loop, op, recorder);
+      }
+      fault_status = faults.Finish();
+      onset = faults.onset();
+      end = faults.end();
+      if (scenario == "overload") {
+        onset = FaultController::PlannedOnset(timing);
+        end = FaultController::PlannedEnd(timing);
+      }
+    }
+    const KvClientStats after = rt.client != nullptr ? rt.client->stats() : KvClientStats{};
+    const int64_t bytes = target.payload_bytes_sent() - bytes_before;
+    rt.target.reset();  // waits for operations still out
+    rt.client.reset();
+    if (!fault_status.ok()) {
+      return absl::Status(fault_status.code(), absl::StrCat(label, ": ", fault_status.message()));
+    }
+    env.records = std::max(env.records, generator.acknowledged_records());
+
+    const LoadStats total = recorder.Total();
+    const std::vector<LoadStats> series = recorder.Series();
+    const WhyNines nines = ComputeWhyNines(series, recorder.interval(), onset, end);
+    nlohmann::json errors = nlohmann::json::object();
+    for (const auto& [code, count] : total.errors) errors[code] = count;
+    nlohmann::json series_json = nlohmann::json::array();
+    for (size_t t = 0; t < series.size(); ++t) {
+      nlohmann::json point = StatsJson(series[t]);
+      point["t"] = t;
+      series_json.push_back(std::move(point));
+    }
+    nlohmann::json cdf = nlohmann::json::array();
+    for (double q : kCdfQuantiles)
+      cdf.push_back({{"q", q}, {"us", total.latency_us.Percentile(q)}});
+    const double seconds = absl::ToDoubleSeconds(duration);
+    run["loop"] = open ? "open" : "closed";
+    run["rate"] = open ? options_.rate : 0.0;
+    run["threads"] = open ? 0 : options_.threads;
+    run["duration_s"] = seconds;
+    run["ops"] = issued;
+    run["ok"] = total.ok;
+    run["not_found"] = not_found_.load();
+    run["errors"] = std::move(errors);
+    run["throughput"] = total.ok / seconds;
+    run["p50_us"] = total.latency_us.Percentile(0.5);
+    run["p99_us"] = total.latency_us.Percentile(0.99);
+    run["p999_us"] = total.latency_us.Percentile(0.999);
+    run["max_us"] = total.latency_us.Max();
+    run["slo_target_us"] = absl::ToInt64Microseconds(SloTarget(OpKind::kRead));
+    run["slo_attainment"] = total.slo_attainment();
+    run["attempts_per_op"] =
+        issued > 0 ? static_cast<double>(after.attempts - before.attempts) / issued : 1.0;
+    run["hedges"] = after.hedges - before.hedges;
+    run["retries"] = after.retries - before.retries;
+    run["bytes_sent"] = bytes;
+    run["max_issue_lag_us"] = absl::ToInt64Microseconds(max_issue_lag);
+    if (overload_rate > 0) run["overload_rate"] = overload_rate;
+    run["fault"] = onset.has_value() ? nlohmann::json{{"onset_s", Seconds(onset).value()},
+                                                      {"end_s", OptionalSeconds(end)}}
+                                     : nlohmann::json(nullptr);
+    run["series"] = std::move(series_json);
+    run["cdf"] = std::move(cdf);
+    run["why_nines"] = {{"blast_radius", nines.blast_radius},
+                        {"recover_from_onset_s", OptionalSeconds(nines.recover_from_onset)},
+                        {"recover_from_end_s", OptionalSeconds(nines.recover_from_end)},
+                        {"longest_stall_us", nines.longest_stall_us}};
+    progress_ << absl::StrFormat(
+                     "%s: %d ops, %d ok, p99 %.1f ms, SLO %.2f%%, blast radius %.3f%%, longest "
+                     "stall %.1f ms",
+                     label, issued, total.ok, total.latency_us.Percentile(0.99) / 1000.0,
+                     100 * total.slo_attainment(), 100 * nines.blast_radius,
+                     nines.longest_stall_us / 1000.0)
+              << std::endl;
+    return absl::OkStatus();
+  }
+
+  // Reads of loaded records, unmeasured.
+  void Warmup(Target& target, int64_t records) {
+    LoadRecorder ignored;
+    ClosedLoadOptions warm;
+    warm.threads = 4;
+    warm.duration = absl::Seconds(5);
+    warm.max_ops = kWarmupOps;
+    warm.op_timeout = kSetupTimeout;
+    warm.slo_target_of = [](int64_t) { return absl::InfiniteDuration(); };
+    RunClosedLoad(
+        warm,
+        [&](int64_t index, std::function<void(absl::Status)> done) {
+          std::mt19937_64 rng(kSeed + index);
+          target.Start(maker_.Make({.kind = OpKind::kRead, .record = index % records}, rng),
+                       std::move(done));
+        },
+        ignored);
+  }
+
+  const YcsbBenchOptions& options_;
+  std::ostream& progress_;
+  const OpMaker maker_;
+  std::atomic<int64_t> not_found_{0};
+  // The thread of every fault action; see FaultController.
+  WorkerPool actions_{1};
+};
+
+}  // namespace
+
+absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
+  auto check_names = [](const std::vector<std::string>& names, const auto& known,
+                        const std::string& flag) -> absl::Status {
+    if (names.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": none given"));
+    for (const std::string& name : names) {
+      if (!Known(name, known)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            flag, ": unknown '", name, "'; expected one of ", absl::StrJoin(known, ", ")));
+      }
+    }
+    return absl::OkStatus();
+  };
+  SG_RETURN_IF_ERROR(check_names(o.targets, kTargets, "--target"));
+  SG_RETURN_IF_ERROR(check_names(o.scenarios, kScenarios, "--scenario"));
+  if (o.workloads.empty()) return absl::InvalidArgumentError("--workload: none given");
+  for (const std::string& w : o.workloads) {
+    if (absl::Status known = ycsb::StandardWorkload(w).status(); !known.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--workload: ", known.message()));
+    }
+  }
+  if (o.modes.empty()) return absl::InvalidArgumentError("--mode: none given");
+  for (const std::string& mode : o.modes) {
+    if (absl::Status known = ModeReliability(mode).status(); !known.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--mode: ", known.message()));
+    }
+  }
+  if (o.records < 1 || o.records > 100'000'000) {
+    return absl::InvalidArgumentError("--records must be in [1, 1e8]");
+  }
+  if ((o.rate > 0) == (o.threads > 0)) {
+    return absl::InvalidArgumentError("give exactly one of --rate (open loop) and --threads");
+  }
+  if (!std::isfinite(o.rate) || o.rate < 0 || o.threads < 0 || o.threads > 1024) {
+    return absl::InvalidArgumentError("--rate must be positive, --threads in [1, 1024]");
+  }
+  if (o.operations < 0) return absl::InvalidArgumentError("--ops must not be negative");
+  if (o.duration <= absl::ZeroDuration() || o.duration > absl::Hours(24)) {
+    return absl::InvalidArgumentError("--duration must be in (0, 24 h]");
+  }
+  if (o.rate * absl::ToDoubleSeconds(o.duration) * kOverloadFactor > kMaxOpsPerRun) {
+    return absl::InvalidArgumentError("--rate x --duration must be at most 5e7 operations");
+  }
+  if (o.fields < 1 || o.fields > 1000)
+    return absl::InvalidArgumentError("--record: fields must be in [1, 1000]");
+  if (o.field_bytes < 0 || o.field_bytes > (1 << 20)) {
+    return absl::InvalidArgumentError("--record: bytes per field must be in [0, 1 MiB]");
+  }
+  if (o.replicas < 2 || o.replicas > 16) {
+    return absl::InvalidArgumentError(
+        "--replicas must be in [2, 16] (a fault needs another gateway)");
+  }
+  if (o.timeout <= absl::ZeroDuration())
+    return absl::InvalidArgumentError("--timeout must be positive");
+  if (!(0 <= o.fault_onset && o.fault_onset <= o.fault_end && o.fault_end <= 1)) {
+    return absl::InvalidArgumentError("the fault window must satisfy 0 <= onset <= end <= 1");
+  }
+  if (o.client_threads < 1 || o.client_threads > 4096) {
+    return absl::InvalidArgumentError("--client-threads must be in [1, 4096]");
+  }
+  return absl::OkStatus();
+}
+
+WhyNines ComputeWhyNines(const std::vector<LoadStats>& series, absl::Duration interval,
+                         std::optional<absl::Duration> onset, std::optional<absl::Duration> end) {
+  WhyNines nines;
+  absl::Duration remainder;
+  const int64_t first = onset.has_value() ? absl::IDivDuration(*onset, interval, &remainder) : 0;
+  int64_t affected = 0;
+  int64_t missed = 0;
+  for (size_t t = 0; t < series.size(); ++t) {
+    nines.longest_stall_us = std::max(nines.longest_stall_us, series[t].latency_us.Max());
+    if (static_cast<int64_t>(t) < first) continue;
+    affected += series[t].ops;
+    missed += series[t].ops - series[t].ok_within_slo;
+  }
+  nines.blast_radius = affected == 0 ? 0 : static_cast<double>(missed) / affected;
+  if (!onset.has_value()) return nines;
+  // The first second from which every later second is at or above the mark.
+  int64_t recovered_at = static_cast<int64_t>(series.size());
+  while (recovered_at > 0 && series[recovered_at - 1].slo_attainment() >= kRecoveredAttainment) {
+    --recovered_at;
+  }
+  if (recovered_at == static_cast<int64_t>(series.size())) return nines;  // never recovered
+  const absl::Duration back = interval * recovered_at;
+  nines.recover_from_onset = std::max(absl::ZeroDuration(), back - *onset);
+  if (end.has_value()) nines.recover_from_end = std::max(absl::ZeroDuration(), back - *end);
+  return nines;
+}
+
+absl::StatusOr<nlohmann::json> RunYcsbBench(const YcsbBenchOptions& options,
+                                            const std::string& command, std::ostream& progress) {
+  SG_RETURN_IF_ERROR(ValidateYcsbBenchOptions(options));
+  nlohmann::json runs = nlohmann::json::array();
+  nlohmann::json loads = nlohmann::json::array();
+  Bench bench(options, progress);
+  for (const std::string& target : options.targets) {
+    SG_RETURN_IF_ERROR(bench.RunOnTarget(target, runs, loads));
+  }
+  return nlohmann::json{
+      {"schema", "stategate-bench/ycsb/1"},
+      {"command", command},
+      {"started_at", absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())},
+      {"options",
+       {{"workloads", options.workloads},
+        {"targets", options.targets},
+        {"scenarios", options.scenarios},
+        {"modes", options.modes},
+        {"records", options.records},
+        {"operations", options.operations},
+        {"duration_s", absl::ToDoubleSeconds(options.duration)},
+        {"rate", options.rate},
+        {"threads", options.threads},
+        {"fields", options.fields},
+        {"field_bytes", options.field_bytes},
+        {"replicas", options.replicas},
+        {"timeout_s", absl::ToDoubleSeconds(options.timeout)},
+        {"fault_window", {options.fault_onset, options.fault_end}},
+        {"client_threads", options.client_threads},
+        {"cores", std::thread::hardware_concurrency()}}},
+      {"loads", std::move(loads)},
+      {"runs", std::move(runs)}};
+}
+
+std::string FormatYcsbTable(const nlohmann::json& results) {
+  std::string out = absl::StrFormat("%-2s %-17s %-6s %-15s %9s %8s %8s %9s %9s %8s %8s  %s\n", "wl",
+                                    "target", "mode", "scenario", "ops/s", "p50_ms", "p99_ms",
+                                    "p99.9_ms", "max_ms", "slo_att", "blast", "errors");
+  for (const nlohmann::json& r : results.value("runs", nlohmann::json::array())) {
+    const std::string head =
+        absl::StrFormat("%-2s %-17s %-6s %-15s", r.value("workload", ""), r.value("target", ""),
+                        r.value("mode", ""), r.value("scenario", ""));
+    if (r.contains("skipped")) {
+      absl::StrAppend(&out, head, " skipped: ", r["skipped"].get<std::string>(), "\n");
+      continue;
+    }
+    std::vector<std::string> errors;
+    for (const auto& [code, n] : r["errors"].items())
+      errors.push_back(absl::StrCat(code, "=", n.get<int64_t>()));
+    absl::StrAppendFormat(&out, "%s %9.0f %8.2f %8.2f %9.2f %9.1f %7.2f%% %7.3f%%  %s\n", head,
+                          r["throughput"].get<double>(), r["p50_us"].get<int64_t>() / 1000.0,
+                          r["p99_us"].get<int64_t>() / 1000.0, r["p999_us"].get<int64_t>() / 1000.0,
+                          r["max_us"].get<int64_t>() / 1000.0,
+                          100 * r["slo_attainment"].get<double>(),
+                          100 * r["why_nines"]["blast_radius"].get<double>(),
+                          errors.empty() ? "-" : absl::StrJoin(errors, " "));
+  }
+  return out;
+}
+
+}  // namespace stategate::bench

@@ -1,0 +1,174 @@
+// stategate-bench's workload mode end to end: every target and every scenario, short, with
+// real `stategate` processes, a real Redis Cluster, redis-server and memcached started and
+// stopped by the bench itself; the JSON must hold every field of every run, and the HTML
+// report must be written.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "src/bench/bench_cli.h"
+#include "src/testbed/child_process.h"
+
+namespace stategate::bench {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class YcsbBenchSmokeTest : public ::testing::Test {
+ protected:
+  // Runs stategate-bench with `args` (plus --out, --report and the server binary) and
+  // returns the JSON it wrote.
+  nlohmann::json Bench(std::vector<std::string> args) {
+    const std::string dir = ::testing::TempDir();
+    const std::string out = dir + "/ycsb_smoke.json";
+    const std::string report = dir + "/ycsb_smoke.html";
+    std::remove(out.c_str());
+    std::remove(report.c_str());
+    args.insert(args.begin(), "stategate-bench");
+    for (const char* arg : {"--server-binary", STATEGATE_BINARY, "--out"}) args.push_back(arg);
+    args.push_back(out);
+    args.push_back("--report");
+    args.push_back(report);
+    std::vector<const char*> argv;
+    for (const std::string& arg : args) argv.push_back(arg.c_str());
+    std::ostringstream stdout_text;
+    std::ostringstream stderr_text;
+    const int exit_code =
+        RunBenchCli(static_cast<int>(argv.size()), argv.data(), stdout_text, stderr_text);
+    EXPECT_EQ(exit_code, 0) << stderr_text.str();
+    table_ = stdout_text.str();
+    progress_ = stderr_text.str();
+    html_ = ReadFile(report);
+    EXPECT_THAT(html_, HasSubstr("<svg"));
+    return nlohmann::json::parse(ReadFile(out));
+  }
+
+  // Every measured run has every field the report and docs rely on.
+  static void ExpectComplete(const nlohmann::json& run) {
+    SCOPED_TRACE(run.dump().substr(0, 300));
+    for (const char* key :
+         {"target",   "mode",    "scenario",   "workload",      "loop",           "duration_s",
+          "ops",      "ok",      "not_found",  "errors",        "throughput",     "p50_us",
+          "p99_us",   "p999_us", "max_us",     "slo_target_us", "slo_attainment", "attempts_per_op",
+          "hedges",   "retries", "bytes_sent", "fault",         "series",         "cdf",
+          "why_nines"}) {
+      EXPECT_TRUE(run.contains(key)) << key;
+    }
+    EXPECT_GT(run["ops"].get<int64_t>(), 0);
+    EXPECT_GT(run["ok"].get<int64_t>(), 0);
+    EXPECT_GT(run["bytes_sent"].get<int64_t>(), 0);
+    EXPECT_LE(run["p50_us"].get<int64_t>(), run["p99_us"].get<int64_t>());
+    EXPECT_LE(run["p99_us"].get<int64_t>(), run["max_us"].get<int64_t>());
+    // One point per second of the run (the last may hold no operations if it is partial).
+    EXPECT_GE(run["series"].size(), static_cast<size_t>(run["duration_s"].get<double>()) - 1);
+    for (const nlohmann::json& point : run["series"]) {
+      for (const char* key : {"t", "ops", "errors", "p50_us", "p99_us", "slo_attainment"}) {
+        EXPECT_TRUE(point.contains(key)) << key;
+      }
+    }
+    EXPECT_FALSE(run["cdf"].empty());
+    for (const char* key :
+         {"blast_radius", "recover_from_onset_s", "recover_from_end_s", "longest_stall_us"}) {
+      EXPECT_TRUE(run["why_nines"].contains(key)) << key;
+    }
+    if (run["scenario"] == "none") {
+      EXPECT_TRUE(run["fault"].is_null());
+    } else {
+      ASSERT_TRUE(run["fault"].is_object());
+      EXPECT_GT(run["fault"]["onset_s"].get<double>(), 0);
+      EXPECT_GE(run["fault"]["end_s"].get<double>(), run["fault"]["onset_s"].get<double>());
+    }
+  }
+
+  std::string table_;
+  std::string progress_;
+  std::string html_;
+};
+
+TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
+  const std::vector<std::string> scenarios = {"none",           "slow-replica",   "error-replica",
+                                              "paused-replica", "killed-replica", "rolling-restart",
+                                              "overload"};
+  const nlohmann::json results =
+      Bench({"--workload", "a", "--target", "stategate-rocksdb", "--scenario",
+             "none,slow-replica,error-replica,paused-replica,killed-replica,rolling-restart,"
+             "overload",
+             "--mode", "naive,full", "--records", "200", "--rate", "200", "--duration", "4",
+             "--record", "1x1024", "--client-threads", "16"});
+  ASSERT_EQ(results["runs"].size(), scenarios.size() * 2);
+  for (const nlohmann::json& run : results["runs"]) ExpectComplete(run);
+  // The full client keeps a killed gateway from costing calls; naive ones fail.
+  for (const nlohmann::json& run : results["runs"]) {
+    if (run["scenario"] == "error-replica" && run["mode"] == "naive") {
+      EXPECT_GT(run["errors"].size(), 0u) << run["errors"].dump();
+    }
+    if (run["scenario"] == "overload") {
+      EXPECT_GT(run["overload_rate"].get<double>(), 0);
+    }
+  }
+  EXPECT_THAT(progress_, HasSubstr("ops/s, p99"));  // the per-second progress line
+  EXPECT_EQ(results["loads"].size(), 1u);
+}
+
+TEST_F(YcsbBenchSmokeTest, RedisFailoverOnBothRedisClusterTargets) {
+  const nlohmann::json results =
+      Bench({"--workload", "b", "--target", "stategate-redis,redis-cluster", "--scenario",
+             "none,redis-failover", "--mode", "full", "--records", "200", "--rate", "200",
+             "--duration", "6", "--replicas", "2", "--client-threads", "16"});
+  ASSERT_EQ(results["runs"].size(), 4u);
+  for (const nlohmann::json& run : results["runs"]) ExpectComplete(run);
+  EXPECT_EQ(results["runs"][3]["target"], "redis-cluster");
+  EXPECT_EQ(results["runs"][3]["mode"], "direct");
+}
+
+TEST_F(YcsbBenchSmokeTest, DirectTargetsAndTheEmptyCallInAClosedLoopWithScans) {
+  const nlohmann::json results = Bench(
+      {"--workload", "e,c", "--target", "redis,memcached,empty", "--scenario", "none", "--mode",
+       "naive", "--records", "300", "--threads", "4", "--duration", "2", "--client-threads", "8"});
+  ASSERT_EQ(results["runs"].size(), 6u);
+  int skipped = 0;
+  for (const nlohmann::json& run : results["runs"]) {
+    if (run.contains("skipped")) {
+      EXPECT_EQ(run["target"], "memcached");
+      EXPECT_EQ(run["workload"], "e");
+      ++skipped;
+      continue;
+    }
+    ExpectComplete(run);
+    EXPECT_EQ(run["loop"], "closed");
+    EXPECT_TRUE(run["errors"].empty()) << run.dump().substr(0, 400);
+  }
+  EXPECT_EQ(skipped, 1);
+  EXPECT_THAT(table_, HasSubstr("skipped"));
+}
+
+TEST(YcsbBenchCliTest, BadFlagsAreRefusedWithTheirName) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"stategate-bench", "--workload", "z"},
+        {"stategate-bench", "--target", "mysql"},
+        {"stategate-bench", "--workload", "a", "--record", "ten"},
+        {"stategate-bench", "--workload", "a", "--rate", "10", "--threads", "2"}}) {
+    std::vector<const char*> argv;
+    for (const std::string& arg : args) argv.push_back(arg.c_str());
+    std::ostringstream out;
+    std::ostringstream err;
+    EXPECT_EQ(RunBenchCli(static_cast<int>(argv.size()), argv.data(), out, err), 2);
+    EXPECT_FALSE(err.str().empty());
+  }
+}
+
+}  // namespace
+}  // namespace stategate::bench
