@@ -2,8 +2,6 @@
 
 #include <hiredis/hiredis.h>
 #include <libmemcached/memcached.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "src/bench/pooled_target.h"
 #include "src/common/status_macros.h"
-#include "src/common/worker_pool.h"
 #include "src/redis/cluster_client.h"
 
 namespace stategate::bench {
@@ -55,55 +53,12 @@ absl::Status CheckOptions(int threads, const DirectTargetOptions& options) {
   return absl::OkStatus();
 }
 
-// ---- DirectTarget: the workers and the bookkeeping all three targets share ----
+// ---- DirectTarget: the validation and read observation all three targets share ----
 
-class DirectTarget : public Target {
- public:
-  void Start(TargetOp op, OpDone done) final {
-    absl::Status invalid = Validate(op);
-    if (!invalid.ok()) {
-      done(Annotate(std::move(invalid)));
-      return;
-    }
-    workers_->Submit([this, op = std::move(op), done = std::move(done)] {
-      absl::Status status = stopping_.load(std::memory_order_acquire)
-                                ? absl::CancelledError("the target is shutting down")
-                                : Run(op);
-      done(Annotate(std::move(status)));
-    });
-  }
-
-  int64_t payload_bytes_sent() const final {
-    return payload_bytes_.load(std::memory_order_relaxed);
-  }
-
+class DirectTarget : public PooledTarget {
  protected:
   DirectTarget(std::string name, int threads, DirectTargetOptions options)
-      : name_(std::move(name)), options_(std::move(options)) {
-    // Workers inherit this thread's signal mask: with SIGPIPE blocked, a write to a server
-    // that was killed fails with EPIPE on the worker (hiredis writes with write(2), not
-    // send(MSG_NOSIGNAL)) instead of killing the process. A SIGPIPE raised on a worker stays
-    // pending on it, harmlessly, until the worker exits.
-    sigset_t pipe, old;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old);
-    workers_ = std::make_unique<WorkerPool>(threads);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
-
-  // Waits for the running operations and cancels the queued ones. Every subclass calls it
-  // first in its destructor, before the connections the workers use are destroyed.
-  void StopWorkers() {
-    stopping_.store(true, std::memory_order_release);
-    workers_.reset();
-  }
-
-  // Runs `op` (validated) on the calling worker.
-  virtual absl::Status Run(const TargetOp& op) = 0;
-
-  // Counts payload as a request is issued.
-  void Sent(int64_t bytes) { payload_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+      : PooledTarget(std::move(name), threads), options_(std::move(options)) {}
 
   void Observe(const TargetOp& op, const std::vector<ReadRecord>& read) const {
     if (options_.on_read) options_.on_read(op, read);
@@ -118,8 +73,7 @@ class DirectTarget : public Target {
 
   const DirectTargetOptions& options() const { return options_; }
 
- private:
-  absl::Status Validate(const TargetOp& op) const {
+  absl::Status Validate(const TargetOp& op) const override {
     if (!Supports(op.kind)) {
       return absl::UnimplementedError(
           absl::StrCat("does not support ", std::string(ycsb::OpKindName(op.kind)), " operations"));
@@ -138,17 +92,8 @@ class DirectTarget : public Target {
     return absl::OkStatus();
   }
 
-  // Names the target in an error.
-  absl::Status Annotate(absl::Status status) const {
-    if (status.ok()) return status;
-    return absl::Status(status.code(), absl::StrCat(name_, ": ", status.message()));
-  }
-
-  const std::string name_;
+ private:
   const DirectTargetOptions options_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> payload_bytes_{0};
-  std::unique_ptr<WorkerPool> workers_;
 };
 
 // ---- Redis: YCSB's redis data model over a way to send commands ----

@@ -89,7 +89,9 @@ class Fleet {
   // Starts gateway `replica` again on the same address and data directory and waits until it
   // answers Handshake. If it is running, it is first drained (SIGTERM: it stops taking
   // calls, finishes those in flight and exits), as in a rolling upgrade; after Kill it is just
-  // started. Local gateways only (UNIMPLEMENTED for attached ones).
+  // started; one that does not drain within stop_timeout is killed. Local gateways only
+  // (UNIMPLEMENTED for attached ones). The new process dies with the thread that calls this
+  // (ChildProcessOptions::die_with_parent): call it from a thread that outlives the fleet's use.
   [[nodiscard]] virtual absl::Status Restart(size_t replica) = 0;
 
   // Stops local gateways (nothing for attached ones); idempotent. INTERNAL if one had to be

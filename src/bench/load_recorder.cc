@@ -23,17 +23,20 @@ void LoadRecorder::Record(absl::Duration start_offset, absl::Duration latency,
                           const absl::Status& status, absl::Duration slo_target) {
   absl::MutexLock lock(&mu_);
   Add(start_offset, latency, status.ok() && latency <= slo_target,
-      status.ok() ? "" : absl::StatusCodeToString(status.code()));
+      status.ok() ? "" : absl::StatusCodeToString(status.code()), std::string(status.message()));
 }
 
 void LoadRecorder::RecordUnfinished(absl::Duration start_offset, absl::Duration latency) {
   absl::MutexLock lock(&mu_);
-  Add(start_offset, latency, false, kUnfinished);
+  Add(start_offset, latency, false, kUnfinished, "still running when the run ended");
 }
 
 // `error` is empty for a success.
 void LoadRecorder::Add(absl::Duration start_offset, absl::Duration latency, bool within_slo,
-                       const std::string& error) {
+                       const std::string& error, std::string_view message) {
+  if (!error.empty() && !total_.error_examples.contains(error)) {
+    total_.error_examples[error] = std::string(message);
+  }
   const int64_t index =
       std::max<int64_t>(0, absl::IDivDuration(start_offset, interval_, &start_offset));
   if (static_cast<size_t>(index) >= series_.size()) series_.resize(index + 1);

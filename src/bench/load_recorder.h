@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -28,6 +29,8 @@ struct LoadStats {
   // at the end of a run).
   std::map<std::string, int64_t> errors;
   Histogram latency_us;  // of every recorded operation, failed ones included
+  // The first message of each error code (LoadRecorder::Total only), to tell why.
+  std::map<std::string, std::string> error_examples;
 
   int64_t error_count() const;
   // ok_within_slo / ops; 1 when there were no operations.
@@ -57,7 +60,7 @@ class LoadRecorder {
 
  private:
   void Add(absl::Duration start_offset, absl::Duration latency, bool within_slo,
-           const std::string& error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+           const std::string& error, std::string_view message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Duration interval_;
   mutable absl::Mutex mu_;

@@ -86,12 +86,13 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
     max_lag = std::max(max_lag, now - intended);
     op(i, [state, recorder, slo_target_of, i, offset = intended - start, intended,
            clock](absl::Status status) {
+      // Read before waiting for the lock, which other completions hold.
+      const absl::Time completed = clock->Now();
       absl::MutexLock lock(&state->mu);
       if (state->closed || state->finished[i]) return;
       state->finished[i] = true;
       ++state->finished_count;
-      recorder->Record(offset, IntendedStartLatency(intended, clock->Now()), status,
-                       slo_target_of(i));
+      recorder->Record(offset, IntendedStartLatency(intended, completed), status, slo_target_of(i));
     });
   }
 

@@ -1,11 +1,10 @@
 #include "src/bench/stategate_target.h"
 
-#include <atomic>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "src/common/worker_pool.h"
+#include "src/bench/pooled_target.h"
 
 namespace stategate::bench {
 namespace {
@@ -13,29 +12,27 @@ namespace {
 // Returned by a scan's visitor to stop after enough records; not an error.
 constexpr char kEnoughRecords[] = "scan read enough records";
 
-int64_t PayloadBytes(const TargetOp& op) {
-  int64_t bytes = static_cast<int64_t>(op.key.size());
+int64_t FieldBytes(const TargetOp& op) {
+  int64_t bytes = 0;
   for (const auto& [field, value] : op.fields) bytes += field.size() + value.size();
   return bytes;
 }
 
-class StategateTarget final : public Target {
+class StategateTarget final : public PooledTarget {
  public:
   StategateTarget(std::shared_ptr<KvClient> client, std::string ns, int threads, bool empty_calls)
-      : client_(std::move(client)), ns_(std::move(ns)), empty_calls_(empty_calls), pool_(threads) {}
+      : PooledTarget(empty_calls ? "empty call" : "stategate", threads),
+        client_(std::move(client)),
+        ns_(std::move(ns)),
+        empty_calls_(empty_calls) {}
+
+  ~StategateTarget() override { StopWorkers(); }
 
   bool Supports(ycsb::OpKind) const override { return true; }
 
-  void Start(TargetOp op, OpDone done) override {
-    bytes_sent_ += PayloadBytes(op);
-    pool_.Submit([this, op = std::move(op), done = std::move(done)] { done(Run(op)); });
-  }
-
-  int64_t payload_bytes_sent() const override { return bytes_sent_.load(); }
-
  private:
-  absl::Status Run(const TargetOp& op) {
-    if (empty_calls_) return client_->Handshake({ns_}).status();
+  absl::Status Run(const TargetOp& op) override {
+    if (empty_calls_) return client_->Handshake({ns_}).status();  // no payload
     switch (op.kind) {
       case ycsb::OpKind::kRead:
         return Read(op.key);
@@ -52,6 +49,7 @@ class StategateTarget final : public Target {
   }
 
   absl::Status Read(const std::string& key) {
+    Sent(key.size());
     absl::StatusOr<std::vector<StoredItem>> items = client_->GetItems(ns_, key, Predicate::All());
     if (!items.ok()) return items.status();
     if (items->empty()) return absl::NotFoundError(absl::StrCat("no record ", key));
@@ -59,12 +57,14 @@ class StategateTarget final : public Target {
   }
 
   absl::Status Write(const TargetOp& op) {
+    Sent(op.key.size() + FieldBytes(op));
     std::vector<Item> items;
     items.reserve(op.fields.size());
     for (const auto& [field, value] : op.fields) items.push_back(Item{field, value});
     return client_->PutItems(ns_, op.key, items);
   }
 
+  // The start key is not sent (see the header); the scan's payload is nothing.
   absl::Status Scan(int64_t length) {
     int64_t seen = 0;
     const absl::Status scanned = client_->Scan(ns_, [&](const Record&) {
@@ -79,8 +79,6 @@ class StategateTarget final : public Target {
   const std::shared_ptr<KvClient> client_;
   const std::string ns_;
   const bool empty_calls_;
-  std::atomic<int64_t> bytes_sent_{0};
-  WorkerPool pool_;  // last: its destructor runs the tasks still queued, which use the above
 };
 
 }  // namespace

@@ -65,6 +65,10 @@ constexpr double kRecoveredAttainment = 0.999;
 // Deadline of load-phase inserts and of the capacity probe's calls.
 constexpr absl::Duration kSetupTimeout = absl::Seconds(10);
 constexpr double kMaxOpsPerRun = 1e8;
+// Stategate scan pages hold this many records (YCSB's longest scan, workload E)...
+constexpr int64_t kScanPageRecords = 100;
+// ...counting this much per item besides its value (key, version, checksum, framing).
+constexpr int64_t kItemOverheadBytes = 64;
 // The quantiles of each run's latency CDF in the JSON.
 constexpr double kCdfQuantiles[] = {0,   0.1, 0.2,  0.3,  0.4,   0.5,   0.6,    0.7,
                                     0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1};
@@ -133,6 +137,8 @@ struct Environment {
   std::unique_ptr<Fleet> fleet;
   // Records that exist: loaded, then grown by acknowledged inserts of the runs.
   int64_t records = 0;
+  // About how many bytes a record takes in a page (values, names, per-item metadata).
+  int64_t record_bytes = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Environment>> StartEnvironment(const std::string& target,
@@ -140,6 +146,7 @@ absl::StatusOr<std::unique_ptr<Environment>> StartEnvironment(const std::string&
                                                               std::ostream& progress) {
   auto env = std::make_unique<Environment>();
   env->target = target;
+  env->record_bytes = options.fields * (options.field_bytes + kItemOverheadBytes);
   LocalFleetOptions fleet_options;
   fleet_options.server_binary = options.server_binary;
   fleet_options.replicas = options.replicas;
@@ -175,17 +182,26 @@ absl::StatusOr<TargetSession> ConnectTarget(const Environment& env, const std::s
                                             const std::vector<std::string>& addresses,
                                             absl::Duration timeout, int threads) {
   TargetSession run;
+  // The direct targets wait for a reply as long as the stategate client waits for a call.
+  DirectTargetOptions direct;
+  direct.io_timeout = timeout;
+  direct.cluster_retry_window = timeout;
   if (env.target == "redis") {
-    SG_ASSIGN_OR_RETURN(run.target, ConnectRedisTarget(env.redis->address(), threads));
+    SG_ASSIGN_OR_RETURN(run.target, ConnectRedisTarget(env.redis->address(), threads, direct));
   } else if (env.target == "redis-cluster") {
-    SG_ASSIGN_OR_RETURN(run.target, ConnectRedisClusterTarget(env.cluster->seeds(), threads));
+    SG_ASSIGN_OR_RETURN(run.target,
+                        ConnectRedisClusterTarget(env.cluster->seeds(), threads, direct));
   } else if (env.target == "memcached") {
-    SG_ASSIGN_OR_RETURN(run.target, ConnectMemcachedTarget(env.memcached->address(), threads));
+    SG_ASSIGN_OR_RETURN(run.target,
+                        ConnectMemcachedTarget(env.memcached->address(), threads, direct));
   } else {
     KvClientOptions client_options;
     client_options.address = addresses[0];
     client_options.more_addresses.assign(addresses.begin() + 1, addresses.end());
     client_options.timeout = timeout;
+    // Pages as large as the longest YCSB scan needs, not the namespace's default (2 MiB): a
+    // scan that stops after a few records should not fetch megabytes.
+    client_options.page_size_bytes = kScanPageRecords * env.record_bytes;
     SG_ASSIGN_OR_RETURN(client_options.reliability, ModeReliability(mode));
     SG_ASSIGN_OR_RETURN(std::unique_ptr<KvClient> client, KvClient::Connect(client_options));
     run.client = std::move(client);
@@ -345,7 +361,7 @@ class FaultController {
       status = fleet->Restart(0);
     } else if (scenario_ == "rolling-restart") {
       for (size_t r = 0; r < fleet->addresses().size() && status.ok(); ++r) {
-        if (r > 0) absl::SleepFor(kRollingGap);
+        if (r > 0 && !SleepUntil(Elapsed() + kRollingGap)) break;
         status = fleet->Restart(r);
       }
     } else if (scenario_ == "redis-failover") {
@@ -457,7 +473,16 @@ class Bench {
           }
           const double overload_rate =
               scenario == "overload" ? kOverloadFactor * capacity[workload] : 0;
-          SG_RETURN_IF_ERROR(RunOne(*env, w, scenario, mode, overload_rate, run));
+          // A run that fails (a fault that cannot be set or cleared) is reported and the
+          // others go on: one broken run must not lose the rest.
+          if (absl::Status ran = RunOne(*env, w, scenario, mode, overload_rate, run); !ran.ok()) {
+            progress_ << "run failed: " << ran << std::endl;
+            run = {{"target", target},
+                   {"mode", mode},
+                   {"scenario", scenario},
+                   {"workload", workload},
+                   {"skipped", absl::StrCat("failed: ", ran.ToString())}};
+          }
           runs.push_back(std::move(run));
         }
       }
@@ -574,20 +599,14 @@ class Bench {
         target_op = maker_.Make(next, rng);
       }
       kinds.Set(index, next.kind);
-      target.Start(std::move(target_op), [&generator, &not_found = not_found_, next,
-                                          done = std::move(done)](absl::Status status) {
-        if (next.kind == OpKind::kInsert) generator.AcknowledgeInsert(next.record);
-        // A record that is not there was still answered: counted apart, not as
-        // an error (gateways on their own RocksDB do not share inserts).
-        if (absl::IsNotFound(status)) {
-          ++not_found;
-          status = absl::OkStatus();
-        }
-        done(std::move(status));
-      });
+      // A read of a record that is not there is NOT_FOUND, an error, as in YCSB.
+      target.Start(std::move(target_op),
+                   [&generator, next, done = std::move(done)](absl::Status status) {
+                     if (next.kind == OpKind::kInsert) generator.AcknowledgeInsert(next.record);
+                     done(std::move(status));
+                   });
     };
     const auto slo_of = [&kinds](int64_t index) { return SloTarget(kinds.Get(index)); };
-    not_found_ = 0;
 
     const std::string label = absl::StrCat(w.name, " ", env.target, "/", mode, " ", scenario);
     progress_ << label << ": "
@@ -636,9 +655,10 @@ class Bench {
         end = FaultController::PlannedEnd(timing);
       }
     }
-    const KvClientStats after = rt.client != nullptr ? rt.client->stats() : KvClientStats{};
+    // Payload is counted as requests are issued: what is still queued is never sent.
     const int64_t bytes = target.payload_bytes_sent() - bytes_before;
-    rt.target.reset();  // waits for operations still out
+    rt.target.reset();  // waits for the running operations and cancels the queued ones
+    const KvClientStats after = rt.client != nullptr ? rt.client->stats() : KvClientStats{};
     rt.client.reset();
     if (!fault_status.ok()) {
       return absl::Status(fault_status.code(), absl::StrCat(label, ": ", fault_status.message()));
@@ -666,7 +686,6 @@ class Bench {
     run["duration_s"] = seconds;
     run["ops"] = issued;
     run["ok"] = total.ok;
-    run["not_found"] = not_found_.load();
     run["errors"] = std::move(errors);
     run["throughput"] = total.ok / seconds;
     run["p50_us"] = total.latency_us.Percentile(0.5);
@@ -674,9 +693,22 @@ class Bench {
     run["p999_us"] = total.latency_us.Percentile(0.999);
     run["max_us"] = total.latency_us.Max();
     run["slo_target_us"] = absl::ToInt64Microseconds(SloTarget(OpKind::kRead));
+    nlohmann::json slo_targets = nlohmann::json::object();
+    for (OpKind kind : ycsb::OperationKinds(w)) {
+      slo_targets[std::string(ycsb::OpKindName(kind))] = absl::ToInt64Microseconds(SloTarget(kind));
+    }
+    run["slo_targets_us"] = std::move(slo_targets);
+    nlohmann::json examples = nlohmann::json::object();
+    for (const auto& [code, message] : total.error_examples) examples[code] = message;
+    run["error_examples"] = std::move(examples);
     run["slo_attainment"] = total.slo_attainment();
+    // RPCs per logical call of the client (a read-modify-write is two calls, a scan one per
+    // page); nothing for the direct targets.
     run["attempts_per_op"] =
-        issued > 0 ? static_cast<double>(after.attempts - before.attempts) / issued : 1.0;
+        after.calls > before.calls
+            ? nlohmann::json(static_cast<double>(after.attempts - before.attempts) /
+                             static_cast<double>(after.calls - before.calls))
+            : nlohmann::json(nullptr);
     run["hedges"] = after.hedges - before.hedges;
     run["retries"] = after.retries - before.retries;
     run["bytes_sent"] = bytes;
@@ -723,7 +755,6 @@ class Bench {
   const YcsbBenchOptions& options_;
   std::ostream& progress_;
   const OpMaker maker_;
-  std::atomic<int64_t> not_found_{0};
   // The thread of every fault action; see FaultController.
   WorkerPool actions_{1};
 };
@@ -789,6 +820,13 @@ absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
   if (o.client_threads < 1 || o.client_threads > 4096) {
     return absl::InvalidArgumentError("--client-threads must be in [1, 4096]");
   }
+  if (o.threads > o.client_threads) {
+    return absl::InvalidArgumentError("--threads must be at most --client-threads");
+  }
+  if (o.threads > 0 && Known("overload", o.scenarios)) {
+    return absl::InvalidArgumentError(
+        "--scenario overload offers a rate (2x capacity): it needs --rate, not --threads");
+  }
   return absl::OkStatus();
 }
 
@@ -815,7 +853,10 @@ WhyNines ComputeWhyNines(const std::vector<LoadStats>& series, absl::Duration in
   if (recovered_at == static_cast<int64_t>(series.size())) return nines;  // never recovered
   const absl::Duration back = interval * recovered_at;
   nines.recover_from_onset = std::max(absl::ZeroDuration(), back - *onset);
-  if (end.has_value()) nines.recover_from_end = std::max(absl::ZeroDuration(), back - *end);
+  // A fault that outlasted the run cannot have been recovered from within it.
+  if (end.has_value() && *end < interval * static_cast<int64_t>(series.size())) {
+    nines.recover_from_end = std::max(absl::ZeroDuration(), back - *end);
+  }
   return nines;
 }
 

@@ -71,7 +71,7 @@ struct YcsbBenchOptions {
   double fault_onset = 0.3;
   double fault_end = 0.6;
   // Threads each target runs blocking calls on (bounds the operations in flight).
-  int client_threads = 64;
+  int client_threads = 256;
   // The `stategate` binary; empty: the one beside this executable.
   std::string server_binary;
 };
