@@ -2,6 +2,9 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
+#include <iterator>
+#include <string>
 
 #include "absl/strings/str_split.h"
 #include "src/server/config.h"
@@ -12,7 +15,7 @@ int main(int argc, char** argv) {
   stategate::server::BlockServerSignals();
 
   CLI::App app{"stategate: a reliable Key-Value gateway over embedded RocksDB or Redis Cluster"};
-  std::string config_path, listen, data_dir, redis_cluster, memcached;
+  std::string config_path, listen, data_dir, redis_cluster, memcached, secret_file;
   app.add_option("--config", config_path, "YAML config (see config/stategate.example.yaml)");
   app.add_option("--listen", listen, "HOST:PORT to serve gRPC on (default 127.0.0.1:7700)");
   app.add_option("--data-dir", data_dir, "RocksDB directory (default ./stategate-data)");
@@ -22,6 +25,10 @@ int main(int argc, char** argv) {
   app.add_option("--memcached", memcached,
                  "HOST:PORT of a memcached; without --config, a look-aside cache in front of "
                  "namespace 'default' (ttl 60s)");
+  app.add_option("--page-token-secret-file", secret_file,
+                 "file holding the HMAC key of page tokens (overrides page_token_secret): give "
+                 "every gateway of a fleet the same, so a page started on one continues on any")
+      ->check(CLI::ExistingFile);
   bool fault_injection = false;
   app.add_flag("--fault-injection", fault_injection,
                "Allow injected latency, errors and pauses (config faults, Admin service); "
@@ -53,6 +60,20 @@ int main(int argc, char** argv) {
     options.config.redis_cluster.seeds = absl::StrSplit(redis_cluster, ',', absl::SkipEmpty());
   }
   if (!memcached.empty()) options.config.memcached.address = memcached;
+  if (!secret_file.empty()) {
+    std::ifstream in(secret_file);
+    std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    if (!in.good() && !in.eof()) {
+      spdlog::error("cannot read --page-token-secret-file {}", secret_file);
+      return 2;
+    }
+    if (secret.empty()) {
+      spdlog::error("--page-token-secret-file {} is empty", secret_file);
+      return 2;
+    }
+    options.config.page_token_secret = std::move(secret);
+  }
   options.fault_injection = fault_injection;
 
   absl::StatusOr<std::unique_ptr<stategate::server::Gateway>> gateway =

@@ -158,11 +158,10 @@ int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::os
   app.add_option("--record", record,
                  "record shape FIELDSxBYTES: 10x100 (YCSB's) or 1x1024 (one item of 1 KiB)")
       ->capture_default_str();
-  CLI::Option* ops = app.add_option("--ops", options.operations,
-                                    "operations per run (open loop: sets the duration)");
-  CLI::Option* duration =
-      app.add_option("--duration", duration_s, "seconds per run")->capture_default_str();
-  ops->excludes(duration);
+  app.add_option("--ops", options.operations,
+                 "operations per run: an open loop runs OPS/RATE seconds; a closed loop stops "
+                 "at OPS or at --duration, whichever comes first");
+  app.add_option("--duration", duration_s, "seconds per run")->capture_default_str();
   CLI::Option* rate =
       app.add_option("--rate", options.rate, "open loop: operations started per second")
           ->capture_default_str();

@@ -9,11 +9,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "src/common/grpc_status.h"
@@ -84,6 +87,16 @@ class LocalFleet final : public Fleet {
   }
 
   absl::Status Start() {
+    // One page-token key for the whole fleet, as a production fleet is configured: a client
+    // may ask any gateway for the next page of a scan another one started.
+    secret_path_ = absl::StrCat(root_, "/page_token_secret");
+    {
+      std::ofstream secret(secret_path_, std::ios::trunc);
+      std::random_device random;
+      for (int i = 0; i < 4; ++i) secret << absl::StrFormat("%08x", random());
+      secret << "\n";
+      if (!secret) return Errno(absl::StrCat("write ", secret_path_));
+    }
     for (int i = 0; i < options_.replicas; ++i) {
       Child child;
       child.data_dir = absl::StrCat(root_, "/replica", i);
@@ -202,7 +215,8 @@ class LocalFleet final : public Fleet {
     child.address = std::move(address);
     testbed::ChildProcessOptions process;
     process.binary = options_.server_binary;
-    process.args = {"--listen", child.address, "--data-dir", child.data_dir};
+    process.args = {"--listen", child.address, "--data-dir", child.data_dir,
+                    "--page-token-secret-file", secret_path_};
     if (options_.fault_injection) process.args.push_back("--fault-injection");
     if (!options_.config_path.empty()) {
       process.args.insert(process.args.end(), {"--config", options_.config_path});
@@ -253,6 +267,7 @@ class LocalFleet final : public Fleet {
 
   const LocalFleetOptions options_;
   const std::string root_;
+  std::string secret_path_;
   std::vector<Child> children_;
   std::vector<std::string> addresses_;
 };

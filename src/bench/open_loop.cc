@@ -122,7 +122,6 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
   r.ok_within_slo = total.ok_within_slo;
   r.errors = std::move(total.errors);
   r.latency_us = std::move(total.latency_us);
-  r.series = recorder->Series();
   r.max_issue_lag = max_lag;
   return r;
 }

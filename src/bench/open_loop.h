@@ -74,7 +74,8 @@ struct OpenLoopOptions {
   // The offered rate in a window of the run (ArrivalSchedule). Default: none.
   std::optional<RateWindow> rate_window;
   // Where every operation is also recorded, by intended start, so that the caller can watch
-  // the run while it goes on. Default: none (the run records into its own).
+  // the run while it goes on and read its per-second series. Default: none (the run records
+  // into its own).
   LoadRecorder* recorder = nullptr;
 };
 
@@ -88,8 +89,6 @@ struct OpenLoopResult {
   // Latency from the intended start, in microseconds, of every operation: successful or
   // failed at completion, unfinished ones at the end of the drain (a lower bound).
   Histogram latency_us;
-  // The same per second of intended start.
-  std::vector<LoadStats> series;
   // How far behind its schedule the issuing thread fell at worst; large values mean the
   // generator, not the system under test, limited the load.
   absl::Duration max_issue_lag;

@@ -148,5 +148,31 @@ TEST_F(OpenLoopTest, DrainEndsAsSoonAsEverythingFinished) {
   EXPECT_EQ(all_done.ok, 3);
 }
 
+TEST_F(OpenLoopTest, ARateWindowAndPerOperationSloTargetsGoIntoTheCallersRecorder) {
+  // 10/s for 2 s with 50/s in [0.5 s, 1 s): 5 + 25 + 10 arrivals. Every call takes 3 ms;
+  // operations with an odd index have a 1 ms SLO target (missed), even ones 10 ms.
+  LoadRecorder recorder;
+  OpenLoopOptions options;
+  options.rate = 10;
+  options.duration = absl::Seconds(2);
+  options.rate_window = RateWindow{absl::Milliseconds(500), absl::Seconds(1), 50};
+  options.slo_target_of = [](int64_t index) {
+    return index % 2 == 1 ? absl::Milliseconds(1) : absl::Milliseconds(10);
+  };
+  options.recorder = &recorder;
+  const OpenLoopResult r = Run(options, [&](int64_t, std::function<void(absl::Status)> done) {
+    clock_.Advance(absl::Milliseconds(3));
+    done(absl::OkStatus());
+  });
+  EXPECT_EQ(r.issued, 40);
+  EXPECT_EQ(r.ok, 40);
+  EXPECT_EQ(r.ok_within_slo, 20);
+  const std::vector<LoadStats> series = recorder.Series();
+  ASSERT_EQ(series.size(), 2u);
+  EXPECT_EQ(series[0].ops, 30);  // 5 before the window and 25 in it
+  EXPECT_EQ(series[1].ops, 10);
+  EXPECT_EQ(recorder.Total().ops, 40);
+}
+
 }  // namespace
 }  // namespace stategate::bench

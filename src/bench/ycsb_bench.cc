@@ -424,11 +424,6 @@ nlohmann::json StatsJson(const LoadStats& s) {
           {"slo_attainment", s.slo_attainment()}};
 }
 
-std::optional<double> Seconds(std::optional<absl::Duration> d) {
-  if (!d.has_value()) return std::nullopt;
-  return absl::ToDoubleSeconds(*d);
-}
-
 nlohmann::json OptionalSeconds(std::optional<absl::Duration> d) {
   if (!d.has_value()) return nullptr;
   return absl::ToDoubleSeconds(*d);
@@ -617,6 +612,7 @@ class Bench {
                       : "")
               << ", " << absl::FormatDuration(duration) << std::endl;
     int64_t issued = 0;
+    absl::Duration measured = duration;  // a closed loop may stop early, at --ops
     absl::Duration max_issue_lag;
     absl::Status fault_status;
     std::optional<absl::Duration> onset, end;
@@ -646,6 +642,7 @@ class Bench {
         loop.op_timeout = options_.timeout + kDrainMargin;
         loop.slo_target_of = slo_of;
         issued = RunClosedLoad(loop, op, recorder);
+        measured = absl::Now() - start;
       }
       fault_status = faults.Finish();
       onset = faults.onset();
@@ -679,7 +676,7 @@ class Bench {
     nlohmann::json cdf = nlohmann::json::array();
     for (double q : kCdfQuantiles)
       cdf.push_back({{"q", q}, {"us", total.latency_us.Percentile(q)}});
-    const double seconds = absl::ToDoubleSeconds(duration);
+    const double seconds = absl::ToDoubleSeconds(measured);
     run["loop"] = open ? "open" : "closed";
     run["rate"] = open ? options_.rate : 0.0;
     run["threads"] = open ? 0 : options_.threads;
@@ -714,7 +711,7 @@ class Bench {
     run["bytes_sent"] = bytes;
     run["max_issue_lag_us"] = absl::ToInt64Microseconds(max_issue_lag);
     if (overload_rate > 0) run["overload_rate"] = overload_rate;
-    run["fault"] = onset.has_value() ? nlohmann::json{{"onset_s", Seconds(onset).value()},
+    run["fault"] = onset.has_value() ? nlohmann::json{{"onset_s", OptionalSeconds(onset)},
                                                       {"end_s", OptionalSeconds(end)}}
                                      : nlohmann::json(nullptr);
     run["series"] = std::move(series_json);
@@ -722,6 +719,7 @@ class Bench {
     run["why_nines"] = {{"blast_radius", nines.blast_radius},
                         {"recover_from_onset_s", OptionalSeconds(nines.recover_from_onset)},
                         {"recover_from_end_s", OptionalSeconds(nines.recover_from_end)},
+                        {"recovery_mark", nines.recovery_mark},
                         {"longest_stall_us", nines.longest_stall_us}};
     progress_ << absl::StrFormat(
                      "%s: %d ops, %d ok, p99 %.1f ms, SLO %.2f%%, blast radius %.3f%%, longest "
@@ -796,7 +794,12 @@ absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
   if (!std::isfinite(o.rate) || o.rate < 0 || o.threads < 0 || o.threads > 1024) {
     return absl::InvalidArgumentError("--rate must be positive, --threads in [1, 1024]");
   }
-  if (o.operations < 0) return absl::InvalidArgumentError("--ops must not be negative");
+  if (o.operations < 0 || o.operations > kMaxOpsPerRun / kOverloadFactor) {
+    return absl::InvalidArgumentError("--ops must be in [0, 5e7]");
+  }
+  if (o.operations > 0 && o.rate > 0 && o.operations / o.rate > 86'400) {
+    return absl::InvalidArgumentError("--ops / --rate must be at most 24 h");
+  }
   if (o.duration <= absl::ZeroDuration() || o.duration > absl::Hours(24)) {
     return absl::InvalidArgumentError("--duration must be in (0, 24 h]");
   }
@@ -805,12 +808,19 @@ absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
   }
   if (o.fields < 1 || o.fields > 1000)
     return absl::InvalidArgumentError("--record: fields must be in [1, 1000]");
-  if (o.field_bytes < 0 || o.field_bytes > (1 << 20)) {
-    return absl::InvalidArgumentError("--record: bytes per field must be in [0, 1 MiB]");
+  // Each run keeps kValuePool values of this size.
+  if (o.field_bytes < 0 || o.field_bytes > (64 << 10)) {
+    return absl::InvalidArgumentError("--record: bytes per field must be in [0, 64 KiB]");
   }
-  if (o.replicas < 2 || o.replicas > 16) {
-    return absl::InvalidArgumentError(
-        "--replicas must be in [2, 16] (a fault needs another gateway)");
+  if (o.replicas < 1 || o.replicas > 16) {
+    return absl::InvalidArgumentError("--replicas must be in [1, 16]");
+  }
+  for (const char* gateway_fault :
+       {"slow-replica", "error-replica", "paused-replica", "killed-replica", "rolling-restart"}) {
+    if (o.replicas < 2 && Known(gateway_fault, o.scenarios)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--scenario ", gateway_fault, " needs --replicas 2 or more (another gateway to serve)"));
+    }
   }
   if (o.timeout <= absl::ZeroDuration())
     return absl::InvalidArgumentError("--timeout must be positive");
@@ -845,9 +855,13 @@ WhyNines ComputeWhyNines(const std::vector<LoadStats>& series, absl::Duration in
   }
   nines.blast_radius = affected == 0 ? 0 : static_cast<double>(missed) / affected;
   if (!onset.has_value()) return nines;
+  nines.recovery_mark = kRecoveredAttainment;
+  for (int64_t t = 0; t < first && t < static_cast<int64_t>(series.size()); ++t) {
+    nines.recovery_mark = std::min(nines.recovery_mark, series[t].slo_attainment());
+  }
   // The first second from which every later second is at or above the mark.
   int64_t recovered_at = static_cast<int64_t>(series.size());
-  while (recovered_at > 0 && series[recovered_at - 1].slo_attainment() >= kRecoveredAttainment) {
+  while (recovered_at > 0 && series[recovered_at - 1].slo_attainment() >= nines.recovery_mark) {
     --recovered_at;
   }
   if (recovered_at == static_cast<int64_t>(series.size())) return nines;  // never recovered

@@ -85,10 +85,14 @@ struct WhyNines {
   // run when there is no fault) that failed or missed their SLO target.
   double blast_radius = 0;
   // From the fault's onset and from its end until per-second SLO attainment is at or above
-  // 99.9 % again and stays there for the rest of the run; nullopt if it never does (or
-  // there is no fault).
+  // recovery_mark again and stays there for the rest of the run; nullopt if it never does
+  // (or there is no fault, or the fault outlasted the run).
   std::optional<absl::Duration> recover_from_onset;
   std::optional<absl::Duration> recover_from_end;
+  // 99.9 %, or the worst whole second before the onset when that was lower: a run is back
+  // once it is as good as it was before the fault (on a loaded 2-core machine, steady
+  // seconds at 99.5 % would otherwise make every run "never recovered").
+  double recovery_mark = 0.999;
   // The longest any operation took (failed and unfinished ones included).
   int64_t longest_stall_us = 0;
 };

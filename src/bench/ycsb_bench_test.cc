@@ -76,6 +76,26 @@ TEST(WhyNinesTest, RecoveryIsMeasuredFromOnsetAndFromEnd) {
   EXPECT_EQ(nines.recover_from_end, absl::Seconds(2));
 }
 
+TEST(WhyNinesTest, RecoveredMeansAsGoodAsTheWorstSecondBeforeTheFault) {
+  // 1000 operations a second; second 1 misses 5 (99.5 %), the fault's seconds 4..5 miss
+  // 100, the seconds after miss 3 (99.7 %): recovered at 6 s against a 99.5 % mark, which
+  // 99.9 % would never call recovered.
+  LoadRecorder recorder;
+  for (int s = 0; s < 10; ++s) {
+    const int misses = s == 1 ? 5 : (s == 4 || s == 5) ? 100 : s >= 6 ? 3 : 0;
+    for (int i = 0; i < 1000; ++i) {
+      recorder.Record(absl::Seconds(s) + absl::Microseconds(i * 1000),
+                      i < misses ? absl::Milliseconds(50) : absl::Milliseconds(1), absl::OkStatus(),
+                      kSlo);
+    }
+  }
+  const WhyNines nines =
+      ComputeWhyNines(recorder.Series(), absl::Seconds(1), absl::Seconds(4), absl::Seconds(5));
+  EXPECT_DOUBLE_EQ(nines.recovery_mark, 0.995);
+  EXPECT_EQ(nines.recover_from_onset, absl::Seconds(2));
+  EXPECT_EQ(nines.recover_from_end, absl::Seconds(1));
+}
+
 TEST(WhyNinesTest, AFaultThatHurtNothingRecoversAtOnce) {
   const WhyNines nines =
       ComputeWhyNines(Series(10, {}), absl::Seconds(1), absl::Seconds(3), absl::Seconds(6));
@@ -86,7 +106,7 @@ TEST(WhyNinesTest, AFaultThatHurtNothingRecoversAtOnce) {
 
 TEST(WhyNinesTest, NeverRecoveredWhenTheLastSecondIsBad) {
   const WhyNines nines =
-      ComputeWhyNines(Series(10, {2, 9}), absl::Seconds(1), absl::Seconds(3), absl::Seconds(6));
+      ComputeWhyNines(Series(10, {4, 9}), absl::Seconds(1), absl::Seconds(3), absl::Seconds(6));
   EXPECT_FALSE(nines.recover_from_onset.has_value());
   EXPECT_FALSE(nines.recover_from_end.has_value());
 }
@@ -136,7 +156,12 @@ TEST(ValidateYcsbBenchOptionsTest, AcceptsDefaultsAndNamesTheFieldItRejects) {
               HasSubstr("--threads"));
   EXPECT_THAT(rejection([](auto& o) { o.rate = 1e9; }), HasSubstr("--rate"));
   EXPECT_THAT(rejection([](auto& o) { o.fields = 0; }), HasSubstr("--record"));
-  EXPECT_THAT(rejection([](auto& o) { o.replicas = 1; }), HasSubstr("--replicas"));
+  EXPECT_THAT(rejection([](auto& o) { o.replicas = 0; }), HasSubstr("--replicas"));
+  EXPECT_THAT(rejection([](auto& o) {
+                o.replicas = 1;
+                o.scenarios = {"none", "killed-replica"};
+              }),
+              HasSubstr("--replicas 2"));
   EXPECT_THAT(rejection([](auto& o) { o.fault_end = 0.1; }), HasSubstr("fault window"));
 }
 
