@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "src/bench/pooled_target.h"
+#include "src/cache/memcached_client.h"
 #include "src/common/status_macros.h"
 #include "src/redis/cluster_client.h"
 
@@ -434,10 +435,7 @@ class RedisClusterTarget final : public RedisModelTarget {
 
 // ---- memcached: one memcached through libmemcached ----
 
-struct MemcachedDeleter {
-  void operator()(memcached_st* handle) const { memcached_free(handle); }
-};
-using Handle = std::unique_ptr<memcached_st, MemcachedDeleter>;
+using Handle = cache::MemcachedHandle;
 
 absl::Status MemcachedError(absl::string_view op, memcached_st* handle, memcached_return_t rc) {
   const std::string message = absl::StrCat(op, ": ", memcached_last_error_message(handle));
@@ -472,24 +470,10 @@ class MemcachedTarget final : public DirectTarget {
     int port = 0;
     SG_RETURN_IF_ERROR(SplitAddress(address, &host, &port));
     const std::string name = absl::StrCat("memcached ", address);
-    Handle prototype(memcached_create(nullptr));
+    Handle prototype = cache::NewMemcachedHandle(host, port, options.io_timeout);
     if (prototype == nullptr) {
-      return absl::ResourceExhaustedError("cannot allocate a libmemcached handle");
-    }
-    memcached_st* m = prototype.get();
-    const uint64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options.io_timeout));
-    const uint64_t timeout_us = std::max<int64_t>(1, absl::ToInt64Microseconds(options.io_timeout));
-    // Non-blocking sockets are what make the connect timeout apply.
-    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
-    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
-    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, timeout_ms);
-    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, timeout_ms);
-    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, timeout_us);
-    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, timeout_us);
-    const memcached_return_t added =
-        memcached_server_add(m, host.c_str(), static_cast<in_port_t>(port));
-    if (added != MEMCACHED_SUCCESS) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ": ", memcached_last_error_message(m)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": libmemcached cannot make a client for this address"));
     }
     std::unique_ptr<MemcachedTarget> target(
         new MemcachedTarget(name, std::move(prototype), threads, std::move(options)));

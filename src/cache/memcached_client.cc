@@ -32,8 +32,25 @@ absl::Status Skipped() { return absl::UnavailableError("memcached skipped: circu
 
 }  // namespace
 
-void MemcachedClient::HandleDeleter::operator()(memcached_st* handle) const {
-  memcached_free(handle);
+void MemcachedHandleDeleter::operator()(memcached_st* handle) const { memcached_free(handle); }
+
+MemcachedHandle NewMemcachedHandle(const std::string& host, int port, absl::Duration timeout) {
+  MemcachedHandle handle(memcached_create(nullptr));
+  if (handle == nullptr) return nullptr;
+  memcached_st* m = handle.get();
+  const uint64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
+  const uint64_t timeout_us = std::max<int64_t>(1, absl::ToInt64Microseconds(timeout));
+  // Non-blocking sockets are what make the connect timeout apply.
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, timeout_ms);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, timeout_ms);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, timeout_us);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, timeout_us);
+  if (memcached_server_add(m, host.c_str(), static_cast<in_port_t>(port)) != MEMCACHED_SUCCESS) {
+    return nullptr;
+  }
+  return handle;
 }
 
 absl::StatusOr<std::unique_ptr<MemcachedClient>> MemcachedClient::Create(
@@ -118,26 +135,7 @@ MemcachedClient::Handle MemcachedClient::Acquire() {
       return handle;
     }
   }
-  return NewHandle();
-}
-
-MemcachedClient::Handle MemcachedClient::NewHandle() const {
-  Handle handle(memcached_create(nullptr));
-  if (handle == nullptr) return nullptr;
-  memcached_st* m = handle.get();
-  const uint64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.op_timeout));
-  const uint64_t timeout_us = std::max<int64_t>(1, absl::ToInt64Microseconds(options_.op_timeout));
-  // Non-blocking sockets are what make the connect timeout apply.
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, timeout_ms);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, timeout_ms);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, timeout_us);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, timeout_us);
-  if (memcached_server_add(m, host_.c_str(), static_cast<in_port_t>(port_)) != MEMCACHED_SUCCESS) {
-    return nullptr;
-  }
-  return handle;
+  return NewMemcachedHandle(host_, port_, options_.op_timeout);
 }
 
 template <typename Op>

@@ -32,6 +32,16 @@ struct memcached_st;
 
 namespace stategate::cache {
 
+struct MemcachedHandleDeleter {
+  void operator()(memcached_st* handle) const;
+};
+using MemcachedHandle = std::unique_ptr<memcached_st, MemcachedHandleDeleter>;
+
+// A libmemcached handle for the one server host:port, with non-blocking sockets, TCP_NODELAY
+// and every wait (connect, poll, send, receive) bounded by `timeout`; null when libmemcached
+// cannot allocate it or refuses the server. Not thread-safe: one thread uses a handle.
+MemcachedHandle NewMemcachedHandle(const std::string& host, int port, absl::Duration timeout);
+
 struct MemcachedClientOptions {
   // The server, "host:port" (e.g. "127.0.0.1:11211").
   std::string server;
@@ -88,10 +98,7 @@ class MemcachedClient {
   Stats stats() const;
 
  private:
-  struct HandleDeleter {
-    void operator()(memcached_st* handle) const;
-  };
-  using Handle = std::unique_ptr<memcached_st, HandleDeleter>;
+  using Handle = MemcachedHandle;
 
   // How an operation may proceed given the circuit.
   struct Admission {
@@ -118,7 +125,6 @@ class MemcachedClient {
   // An idle connection, or a new one (connecting lazily, on first use). Null if libmemcached
   // cannot even allocate one.
   Handle Acquire();
-  Handle NewHandle() const;
 
   const MemcachedClientOptions options_;
   const std::string host_;
