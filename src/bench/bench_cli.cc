@@ -258,10 +258,10 @@ int RunBenchCli(int argc, const char* const* argv, std::ostream& out, std::ostre
   app.add_option("--timeout", timeout_s, "per-call timeout in seconds")->capture_default_str();
   app.add_option("--json", json_path, "also write the results as JSON to this file");
   app.footer(
-      "Fault mode: with --scenario, stategate-bench instead starts --replicas local gateways "
-      "(or uses --addr A,B,C), preloads the same records into each and runs an open-loop "
-      "read/write mix per fault scenario and client mode. `stategate-bench --scenario none "
-      "--help` lists its flags.\n"
+      "Workloads: with --workload, --target or --scenario, stategate-bench instead runs YCSB "
+      "workloads a-f against stategate (RocksDB, Redis Cluster), Redis, Redis Cluster, "
+      "memcached and the empty call, under fault scenarios, starting every server it needs. "
+      "`stategate-bench --workload a --help` lists its flags.\n"
       "Against Redis: with --vs-redis, stategate-bench instead starts a local Redis Cluster and "
       "one gateway over it and compares put/get with redis-benchmark SET/GET at each "
       "concurrency. `stategate-bench --vs-redis --help` lists its flags.\n");

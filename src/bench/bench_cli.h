@@ -6,18 +6,15 @@
 //                   [--ops put,get,handshake] [--timeout SECONDS] [--json FILE]
 // Prints the table of FormatTable and, with --json, writes ToJson to FILE.
 //
-// Faults (fault_bench.h), selected by --scenario:
-//   stategate-bench --scenario none,slow-replica,paused-replica,error-replica
-//                   [--mode naive,full,...] [--replicas 3] [--server-binary PATH]
-//                   [--engine rocksdb|redis-cluster] [--memcached]
-//                   [--addr A,B,C] [--namespace NS] [--records 1000] [--value-bytes 1024]
-//                   [--read-share 0.9] [--rate 500] [--duration 10] [--timeout 1]
-//                   [--slow-ms 200] [--out FILE]
-// Starts local gateways (Fleet::StartLocal) unless --addr names running ones, prints
-// FormatFaultTable, progress on `err`, and with --out writes FaultBenchJson to FILE. With
-// --engine redis-cluster it first starts a local Redis Cluster (testbed::RedisCluster, 3
-// masters + 3 replicas) and every gateway runs `--redis-cluster` over it (and, with
-// --memcached, `--memcached` with one local memcached); stopped after the gateways.
+// Workloads (ycsb_bench.h), selected by --workload, --target or --scenario:
+//   stategate-bench [--workload a,...,f] [--target stategate-rocksdb,stategate-redis,redis,
+//                   redis-cluster,memcached,empty] [--scenario none,slow-replica,...]
+//                   [--mode naive,full,...] [--records 10000] [--record 10x100]
+//                   [--ops N] [--duration 20] [--rate 500 | --threads N] [--replicas 3]
+//                   [--timeout 1] [--slow-ms 200] [--client-threads 256]
+//                   [--server-binary PATH] [--out FILE.json] [--report FILE.html]
+// Starts what each target needs, prints a progress line per second on `err` and
+// FormatYcsbTable on `out`; --out writes the JSON, --report the HTML page (report_html.h).
 //
 // Gateway over Redis Cluster vs redis-benchmark (vs_redis.h), selected by --vs-redis:
 //   stategate-bench --vs-redis [--concurrency 16,64] [--duration 5] [--warmup 0.5]
