@@ -10,8 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <optional>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -215,8 +215,9 @@ class LocalFleet final : public Fleet {
     child.address = std::move(address);
     testbed::ChildProcessOptions process;
     process.binary = options_.server_binary;
-    process.args = {"--listen", child.address, "--data-dir", child.data_dir,
-                    "--page-token-secret-file", secret_path_};
+    process.args = {
+        "--listen",  child.address, "--data-dir", child.data_dir, "--page-token-secret-file",
+        secret_path_};
     if (options_.fault_injection) process.args.push_back("--fault-injection");
     if (!options_.config_path.empty()) {
       process.args.insert(process.args.end(), {"--config", options_.config_path});
