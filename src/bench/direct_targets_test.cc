@@ -498,8 +498,21 @@ TEST_F(RedisClusterTargetTest, OperationsCarryOnThroughAFailover) {
   ASSERT_TRUE(RunOp(*target, Op(OpKind::kInsert, key, FieldsOf(1))).ok());
   absl::StatusOr<testbed::RedisNode> master = cluster_->MasterOfSlot(redis::KeySlot(key));
   ASSERT_TRUE(master.ok()) << master.status();
-  // Let the replica have the record before its master dies.
-  ASSERT_TRUE(testbed::RedisCommands(master->port, {{"WAIT", "1", "2000"}}).ok());
+  // Let the replica have the record before its master dies. (WAIT would not do: it counts
+  // only the writes of its own connection, and the target wrote on another.)
+  int replica_port = 0;
+  for (const testbed::RedisNode& node : cluster_->replicas()) {
+    if (node.master_port == master->port) replica_port = node.port;
+  }
+  ASSERT_NE(replica_port, 0);
+  bool replicated = false;
+  for (int i = 0; i < 200 && !replicated; ++i) {
+    absl::StatusOr<std::vector<testbed::RedisReply>> replies =
+        testbed::RedisCommands(replica_port, {{"READONLY"}, {"EXISTS", key}});
+    replicated = replies.ok() && replies->size() == 2 && (*replies)[1].integer == 1;
+    if (!replicated) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(replicated) << "the replica never got " << key;
   ASSERT_TRUE(cluster_->KillNode(master->port).ok());
 
   // Within the retry window the operation waits out the failover instead of failing.
