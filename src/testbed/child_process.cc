@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "src/common/status_macros.h"
 
 namespace stategate::testbed {
 namespace {
@@ -235,6 +236,35 @@ bool Listening(const std::string& address) {
   const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
   return connected;
+}
+
+absl::StatusOr<StartedServer> StartOnFreePort(
+    const std::string& name, const std::function<ChildProcessOptions(int port)>& options_for,
+    const std::function<absl::Status(int port)>& ready, absl::Time deadline, int attempts) {
+  constexpr absl::Duration kPoll = absl::Milliseconds(20);
+  for (int attempt = 1;; ++attempt) {
+    StartedServer server;
+    server.port = FreePort();
+    if (server.port < 0) {
+      return absl::InternalError(absl::StrCat("no free port: ", std::strerror(errno)));
+    }
+    SG_ASSIGN_OR_RETURN(server.process, ChildProcess::Start(options_for(server.port)));
+    while (server.process->Running()) {
+      const absl::Status answered = ready(server.port);
+      if (answered.ok()) return server;
+      if (absl::Now() >= deadline) {
+        server.process->Kill();
+        return absl::DeadlineExceededError(absl::StrCat(
+            name, " on port ", server.port, " was not ready in time: ", answered.ToString(),
+            "; its output:\n", server.process->LogTail()));
+      }
+      absl::SleepFor(kPoll);
+    }
+    const std::string why = absl::StrCat(name, " on port ", server.port, " ",
+                                         DescribeWaitStatus(*server.process->wait_status()),
+                                         "; its output:\n", server.process->LogTail());
+    if (attempt >= attempts || absl::Now() >= deadline) return absl::UnavailableError(why);
+  }
 }
 
 }  // namespace stategate::testbed

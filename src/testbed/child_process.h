@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,6 +95,21 @@ bool PortIsFree(int port);
 // Whether something accepts TCP connections at "127.0.0.1:<port>" right now (false for an
 // address that is not of that form).
 bool Listening(const std::string& address);
+
+// A server started on a free port by StartOnFreePort.
+struct StartedServer {
+  std::unique_ptr<ChildProcess> process;
+  int port = 0;
+};
+
+// Starts the server `options_for(port)` describes on a free 127.0.0.1 port and polls
+// `ready(port)` until it returns OK. A server that exits first (most likely: the free port
+// was taken meanwhile) is started again on a new port, `attempts` times in all. Errors name
+// it as `name` and quote its output: DEADLINE_EXCEEDED, with ready's last error, when it is
+// not ready by `deadline` (it is killed); UNAVAILABLE when it exits on every attempt.
+[[nodiscard]] absl::StatusOr<StartedServer> StartOnFreePort(
+    const std::string& name, const std::function<ChildProcessOptions(int port)>& options_for,
+    const std::function<absl::Status(int port)>& ready, absl::Time deadline, int attempts = 3);
 
 // "exited with status 3", "killed by signal 9": a wait status for error messages.
 std::string DescribeWaitStatus(int wait_status);

@@ -20,8 +20,6 @@ namespace {
 
 // A server that exits while starting (most likely: its free port was taken meanwhile) is
 // started again on a new port this many times in all.
-constexpr int kStartAttempts = 3;
-constexpr absl::Duration kPoll = absl::Milliseconds(20);
 
 absl::Status Unavailable(int port, const std::string& what) {
   return absl::UnavailableError(
@@ -89,36 +87,25 @@ absl::StatusOr<std::unique_ptr<MemcachedServer>> MemcachedServer::Start(Memcache
 }
 
 absl::Status MemcachedServer::StartProcess() {
-  const absl::Time deadline = absl::Now() + options_.start_timeout;
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
-    if (port_ < 0) return absl::InternalError(absl::StrCat("no free port: ", std::strerror(errno)));
+  auto options_for = [this](int port) {
     ChildProcessOptions child;
     child.binary = options_.memcached;
-    child.args = {"-l", "127.0.0.1", "-p", absl::StrCat(port_),
+    child.args = {"-l", "127.0.0.1", "-p", absl::StrCat(port),
                   "-U", "0",         "-m", absl::StrCat(options_.memory_mb)};
     if (::geteuid() == 0) {
       child.args.push_back("-u");
       child.args.push_back("root");
     }
     child.log_path = options_.log_path;
-    SG_ASSIGN_OR_RETURN(child_, ChildProcess::Start(std::move(child)));
-    while (child_->Running()) {
-      absl::StatusOr<std::string> version = MemcachedVersion(port_);
-      if (version.ok()) return absl::OkStatus();
-      if (absl::Now() >= deadline) {
-        Kill();
-        return absl::DeadlineExceededError(
-            absl::StrCat("memcached did not answer version in time: ", version.status().message(),
-                         "; its output:\n", child_->LogTail()));
-      }
-      absl::SleepFor(kPoll);
-    }
-    const std::string why =
-        absl::StrCat("memcached on port ", port_, " ", DescribeWaitStatus(*child_->wait_status()),
-                     "; its output:\n", child_->LogTail());
-    if (attempt == kStartAttempts || absl::Now() >= deadline) return absl::UnavailableError(why);
-  }
+    return child;
+  };
+  auto answers_version = [](int port) { return MemcachedVersion(port).status(); };
+  SG_ASSIGN_OR_RETURN(StartedServer started,
+                      StartOnFreePort("memcached", options_for, answers_version,
+                                      absl::Now() + options_.start_timeout));
+  child_ = std::move(started.process);
+  port_ = started.port;
+  return absl::OkStatus();
 }
 
 MemcachedServer::~MemcachedServer() {

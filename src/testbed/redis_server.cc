@@ -15,8 +15,6 @@ namespace {
 
 // A server that exits while starting (most likely: its free port was taken meanwhile) is
 // started again on a new port this many times in all.
-constexpr int kStartAttempts = 3;
-constexpr absl::Duration kPoll = absl::Milliseconds(20);
 constexpr absl::Duration kPingTimeout = absl::Seconds(1);
 
 }  // namespace
@@ -34,14 +32,11 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(RedisServerOptio
 }
 
 absl::Status RedisServer::StartProcess() {
-  const absl::Time deadline = absl::Now() + options_.start_timeout;
-  for (int attempt = 1;; ++attempt) {
-    port_ = FreePort();
-    if (port_ < 0) return absl::InternalError(absl::StrCat("no free port: ", std::strerror(errno)));
+  auto options_for = [this](int port) {
     ChildProcessOptions child;
     child.binary = options_.redis_server;
     child.args = {"--port",
-                  absl::StrCat(port_),
+                  absl::StrCat(port),
                   "--bind",
                   "127.0.0.1",
                   "--dir",
@@ -55,26 +50,22 @@ absl::Status RedisServer::StartProcess() {
                   "--protected-mode",
                   "no"};
     child.log_path = options_.log_path;
-    SG_ASSIGN_OR_RETURN(child_, ChildProcess::Start(std::move(child)));
-    while (child_->Running()) {
-      absl::StatusOr<RedisReply> pong = RedisCommand(port_, {"PING"}, kPingTimeout);
-      if (pong.ok() && pong->type == RedisReply::Type::kStatus && pong->str == "PONG") {
-        return absl::OkStatus();
-      }
-      if (absl::Now() >= deadline) {
-        Kill();
-        return absl::DeadlineExceededError(absl::StrCat(
-            "redis-server on port ", port_,
-            " did not answer PING in time: ", pong.ok() ? pong->str : pong.status().ToString(),
-            "; its output:\n", child_->LogTail()));
-      }
-      absl::SleepFor(kPoll);
+    return child;
+  };
+  auto answers_ping = [](int port) -> absl::Status {
+    absl::StatusOr<RedisReply> pong = RedisCommand(port, {"PING"}, kPingTimeout);
+    if (!pong.ok()) return pong.status();
+    if (pong->type != RedisReply::Type::kStatus || pong->str != "PONG") {
+      return absl::UnavailableError(absl::StrCat("PING answered ", pong->str));
     }
-    const std::string why = absl::StrCat("redis-server on port ", port_, " ",
-                                         DescribeWaitStatus(*child_->wait_status()),
-                                         "; its output:\n", child_->LogTail());
-    if (attempt == kStartAttempts || absl::Now() >= deadline) return absl::UnavailableError(why);
-  }
+    return absl::OkStatus();
+  };
+  SG_ASSIGN_OR_RETURN(StartedServer started,
+                      StartOnFreePort("redis-server", options_for, answers_ping,
+                                      absl::Now() + options_.start_timeout));
+  child_ = std::move(started.process);
+  port_ = started.port;
+  return absl::OkStatus();
 }
 
 RedisServer::~RedisServer() {
