@@ -1,19 +1,35 @@
 // KvClient: the client of a stategate gateway's Key-Value abstraction
 // (namespace -> id -> sorted map of item key -> value; DESIGN.md, "Key-Value").
 //
-// Every call is blocking and returns absl::Status / absl::StatusOr with the gRPC status
-// code of the failure unchanged (absl's codes are gRPC's), plus DATA_LOSS when a value read
-// back does not match its checksum. Every mutation carries one idempotency token, made once
-// per logical call, so that applying it again (a retry) is harmless. Values are checksummed
-// (xxh64) end to end; values larger than the namespace's chunk size travel in chunks and
-// reads follow every page, so no single RPC grows with the data.
+// Every mutation carries one idempotency token, made once per logical call and reused by
+// every retry and hedge, so applying it again is harmless; per item, the newest write wins.
+// Values are checksummed (xxh64) end to end; values larger than the namespace's chunk size
+// travel in chunks and reads follow every page, so no single RPC grows with the data. The
+// reliability mechanisms of ReliabilityOptions (hedges, retries, concurrency limits, load
+// balancing, pause-tolerant and signalled timeouts, all on by default) act inside each call.
+// Calls come in blocking and asynchronous forms.
 //
-// A KvClient is thread-safe: one instance (one channel) is meant to be shared by all the
-// threads of a process.
+// The status contract of every call (absl's codes are gRPC's; a status from the server
+// keeps its code and message):
+//   OK                   done: a write is durable as the namespace promises.
+//   INVALID_ARGUMENT     the request breaks a rule or a limit of the namespace; the message
+//                        names the field and the limit. Never retried.
+//   NOT_FOUND            the namespace is not served (every call), or for Get, no such item.
+//   FAILED_PRECONDITION  the server refused the call in its current state (e.g. a chunked
+//                        value whose chunks were collected before its commit). Not retried.
+//   RESOURCE_EXHAUSTED   shed: every gateway was at its concurrency limit (with
+//                        limiter_max_wait zero), or the servers shed and the retries or
+//                        their budget ran out. Nothing was written; try later.
+//   UNAVAILABLE          no gateway answered within the attempts. A write may or may not
+//                        have been applied; calling again writes a newer version.
+//   DEADLINE_EXCEEDED    `timeout` passed; a write may or may not have been applied.
+//   DATA_LOSS            a value did not match its checksum (on a read, as read back; on a
+//                        write, as it reached the server, which then stored nothing).
+// Retries (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, a draining server's CANCELLED) happen
+// inside the call; what a caller sees is the status after them.
 //
-// Reliability features (retries with backoff, hedging, concurrency limits) and an
-// asynchronous API come later; they will be switched on through KvClientOptions and added as
-// new methods, without changing the calls below.
+// A KvClient is thread-safe: one instance (one channel per gateway) is meant to be shared by
+// all the threads of a process.
 #pragma once
 
 #include <cstdint>
@@ -128,60 +144,81 @@ struct KvClientOptions {
 
 class KvClient {
  public:
-  // Creates a client for options.address. Connecting is lazy: an unreachable server shows
-  // as UNAVAILABLE on the first call, not here. INVALID_ARGUMENT for unusable options.
+  // Creates a client for options.address (and more_addresses). Connecting is lazy: an
+  // unreachable server shows as UNAVAILABLE on the first call, not here. INVALID_ARGUMENT
+  // for unusable options (naming the option).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KvClient>> Connect(
       const KvClientOptions& options);
 
   virtual ~KvClient() = default;
 
   // Asks the server for the settings of the given namespaces (empty: all of them) and
-  // caches them for later calls.
+  // caches them for later calls. NOT_FOUND naming a namespace the server does not serve;
+  // UNAVAILABLE / DEADLINE_EXCEEDED when no gateway answers.
   [[nodiscard]] virtual absl::StatusOr<HandshakeInfo> Handshake(
       const std::vector<std::string>& namespaces = {}) = 0;
 
-  // Writes one item of record `id`; ttl zero means forever.
+  // Writes one item of record `id`; ttl zero means forever. OK once durable. INVALID_ARGUMENT
+  // for a key over max_key_bytes, a value over max_value_bytes (refused before any chunk is
+  // sent), a negative ttl, or a request over max_request_bytes; NOT_FOUND for an unknown
+  // namespace; otherwise the contract above. A value above chunk_bytes is uploaded in
+  // chunks first and becomes visible whole, at once, when committed.
   [[nodiscard]] virtual absl::Status Put(std::string_view ns, std::string_view id,
                                          std::string_view key, std::string_view value,
                                          absl::Duration ttl = absl::ZeroDuration()) = 0;
 
-  // Writes items of one record, atomically: readers see all of them or none.
+  // Writes items of one record, atomically: readers see all of them or none. As Put, and
+  // INVALID_ARGUMENT for no items or more than max_items_per_call.
   [[nodiscard]] virtual absl::Status PutItems(std::string_view ns, std::string_view id,
                                               const std::vector<Item>& items) = 0;
 
-  // The value of one item; NOT_FOUND when the item does not exist (or the namespace is
-  // unknown), DATA_LOSS when the value read does not match its checksum.
+  // The value of one item. NOT_FOUND when the item does not exist, has expired, or the
+  // namespace is unknown; INVALID_ARGUMENT for an empty id or an id or key over
+  // max_key_bytes; DATA_LOSS when the value read does not match its checksum; otherwise the
+  // contract above.
   [[nodiscard]] virtual absl::StatusOr<std::string> Get(std::string_view ns, std::string_view id,
                                                         std::string_view key) = 0;
 
   // The items of record `id` that `predicate` matches, in key order, over every page. An
-  // absent record has no items (OK, empty).
+  // absent record has no items (OK, empty). INVALID_ARGUMENT for a bad predicate (a range
+  // whose end is not after its start, more keys than max_items_per_call, keys over
+  // max_key_bytes), naming it; NOT_FOUND for an unknown namespace; DATA_LOSS as Get.
   [[nodiscard]] virtual absl::StatusOr<std::vector<StoredItem>> GetItems(
       std::string_view ns, std::string_view id, const Predicate& predicate) = 0;
 
-  // Deletes the whole record `id`. Deleting what does not exist is OK.
+  // Deletes the whole record `id`. Deleting what does not exist is OK. INVALID_ARGUMENT and
+  // NOT_FOUND (namespace) as Get; otherwise the contract above. The delete leaves a
+  // tombstone, so no late retry of an older write brings the data back.
   [[nodiscard]] virtual absl::Status Delete(std::string_view ns, std::string_view id) = 0;
 
-  // Deletes one item of record `id`. Deleting what does not exist is OK.
+  // Deletes one item of record `id`. Deleting what does not exist is OK. Statuses as the
+  // other Delete.
   [[nodiscard]] virtual absl::Status Delete(std::string_view ns, std::string_view id,
                                             std::string_view key) = 0;
 
-  // Deletes the items of record `id` that `predicate` matches, atomically.
+  // Deletes the items of record `id` that `predicate` matches, atomically. Statuses as
+  // Delete, and INVALID_ARGUMENT for a bad predicate as GetItems.
   [[nodiscard]] virtual absl::Status DeleteItems(std::string_view ns, std::string_view id,
                                                  const Predicate& predicate) = 0;
 
-  // Applies puts and deletes to record `id` in order, atomically.
+  // Applies puts and deletes to record `id` in order, atomically: all of them or none.
+  // INVALID_ARGUMENT for no mutations, more than max_items_per_call keys touched, or any
+  // put or predicate Put or DeleteItems would refuse (naming it as mutations[i]); otherwise
+  // as Put.
   [[nodiscard]] virtual absl::Status Mutate(std::string_view ns, std::string_view id,
                                             const std::vector<Mutation>& mutations) = 0;
 
   // Calls `visitor` once per record of the namespace, in the server's order, following every
   // page. A visitor that returns non-OK stops the scan, and Scan returns its status.
+  // NOT_FOUND for an unknown namespace; DATA_LOSS as Get; otherwise the contract above. A
+  // failure part-way leaves the records already visited visited.
   using RecordVisitor = std::function<absl::Status(const Record&)>;
   [[nodiscard]] virtual absl::Status Scan(std::string_view ns, const RecordVisitor& visitor) = 0;
 
-  // Asynchronous forms. They return at once; `done` runs exactly once, on a client or gRPC
-  // thread, and must not block. Thousands may be in flight from one thread. A value that
-  // travels in chunks is moved by a client thread, in order, while the caller goes on.
+  // Asynchronous forms, with the statuses of their blocking forms. They return at once;
+  // `done` runs exactly once, on a client or gRPC thread, and must not block. Thousands may
+  // be in flight from one thread. A value that travels in chunks is moved by a client
+  // thread, in order, while the caller goes on.
   using StatusCallback = std::function<void(absl::Status)>;
   using ValueCallback = std::function<void(absl::StatusOr<std::string>)>;
   virtual void PutAsync(std::string_view ns, std::string_view id, std::string_view key,
@@ -192,10 +229,11 @@ class KvClient {
   virtual void DeleteAsync(std::string_view ns, std::string_view id, std::string_view key,
                            StatusCallback done) = 0;
 
-  // What the client has done so far.
+  // What the client has done so far. Never fails.
   virtual KvClientStats stats() const = 0;
 
-  // Every record of the namespace, in memory. For small namespaces and tests.
+  // Every record of the namespace, in memory. For small namespaces and tests. Statuses as
+  // Scan.
   [[nodiscard]] virtual absl::StatusOr<std::vector<Record>> ScanAll(std::string_view ns) = 0;
 };
 

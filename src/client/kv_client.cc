@@ -10,7 +10,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -25,6 +24,7 @@
 #include "src/common/checksum.h"
 #include "src/common/grpc_status.h"
 #include "src/common/lz4_codec.h"
+#include "src/common/quote.h"
 #include "src/common/status_macros.h"
 #include "src/common/worker_pool.h"
 #include "stategate/kv_client.h"
@@ -41,8 +41,8 @@ absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data()
 constexpr char kConfigVersionKey[] = "stategate-config-version";
 
 std::string Describe(std::string_view ns, std::string_view id, std::string_view key) {
-  return absl::StrCat("namespace '", AsAbsl(ns), "' id '", absl::CHexEscape(AsAbsl(id)), "' key '",
-                      absl::CHexEscape(AsAbsl(key)), "'");
+  return absl::StrCat("namespace ", QuoteInput(AsAbsl(ns)), " id ", QuoteInput(AsAbsl(id)), " key ",
+                      QuoteInput(AsAbsl(key)));
 }
 
 // Starts one RPC of a stub's callback API on an endpoint.
@@ -497,7 +497,8 @@ class GrpcKvClient final : public KvClient {
     for (const NamespaceSettings& settings : info.namespaces) {
       if (settings.name == ns) return settings;
     }
-    return absl::NotFoundError(absl::StrCat("namespace '", AsAbsl(ns), "' is not served"));
+    return absl::NotFoundError(
+        absl::StrCat("namespace ", QuoteInput(AsAbsl(ns)), " is not served"));
   }
 
   void FillSelection(v1::Selection* selection) const {

@@ -5,6 +5,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "src/common/checksum.h"
+#include "src/common/quote.h"
 #include "src/common/status_macros.h"
 #include "stategate/internal/stored.pb.h"
 
@@ -15,7 +16,14 @@ constexpr size_t kNonceBytes = 16;
 // Longest TTL accepted (100 years): keeps now + ttl far from overflow.
 constexpr int64_t kMaxTtlUs = 100LL * 365 * 24 * 3600 * 1'000'000;
 
-absl::Status TooBig(const std::string& field, size_t size, int64_t limit,
+// Whether `size` exceeds `limit`. Every size a request carries is unsigned (a length, or a
+// uint64 field such as ValueMetadata.uncompressed_size) and is compared as unsigned: a cast
+// to int64 would turn 2^63 and above into negative numbers that pass any limit.
+bool OverLimit(uint64_t size, int64_t limit) {
+  return limit < 0 || size > static_cast<uint64_t>(limit);
+}
+
+absl::Status TooBig(const std::string& field, uint64_t size, int64_t limit,
                     std::string_view limit_name) {
   return absl::InvalidArgumentError(absl::StrCat(field, " is ", size, " bytes; the limit is ",
                                                  limit, " (", std::string(limit_name), ")"));
@@ -23,14 +31,14 @@ absl::Status TooBig(const std::string& field, size_t size, int64_t limit,
 
 absl::Status CheckId(const NamespaceConfig& ns, const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("id is empty; it must be 1 or more bytes");
-  if (static_cast<int64_t>(id.size()) > ns.limits.max_key_bytes) {
+  if (OverLimit(id.size(), ns.limits.max_key_bytes)) {
     return TooBig("id", id.size(), ns.limits.max_key_bytes, "max_key_bytes");
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckKey(const NamespaceConfig& ns, const std::string& key, const std::string& field) {
-  if (static_cast<int64_t>(key.size()) > ns.limits.max_key_bytes) {
+  if (OverLimit(key.size(), ns.limits.max_key_bytes)) {
     return TooBig(field, key.size(), ns.limits.max_key_bytes, "max_key_bytes");
   }
   return absl::OkStatus();
@@ -45,14 +53,6 @@ absl::Status CheckCount(const NamespaceConfig& ns, int count, const std::string&
     return absl::InvalidArgumentError(absl::StrCat(field, " has ", count, " entries; the limit is ",
                                                    ns.limits.max_items_per_call,
                                                    " (max_items_per_call)"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckRequestSize(const NamespaceConfig& ns, const google::protobuf::Message& m) {
-  const size_t size = m.ByteSizeLong();
-  if (static_cast<int64_t>(size) > ns.limits.max_request_bytes) {
-    return TooBig("request", size, ns.limits.max_request_bytes, "max_request_bytes");
   }
   return absl::OkStatus();
 }
@@ -75,17 +75,6 @@ void AppendLengthPrefixed(std::string& out, const std::string& bytes) {
   out.append(bytes);
 }
 
-std::string ChunkRecordId(const std::string& id, const std::string& key,
-                          const storage::Version& version) {
-  std::string out;
-  AppendLengthPrefixed(out, id);
-  AppendLengthPrefixed(out, key);
-  const uint64_t v = static_cast<uint64_t>(version.time_us);
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
-  out.append(version.nonce);
-  return out;
-}
-
 bool ReadLengthPrefixed(std::string_view& in, std::string& out) {
   if (in.size() < 4) return false;
   const auto* p = reinterpret_cast<const unsigned char*>(in.data());
@@ -106,12 +95,6 @@ bool ParseChunkRecordId(std::string_view in, std::string& id, std::string& key,
   return true;
 }
 
-std::string ChunkIndexKey(uint32_t index) {
-  std::string out;
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(index >> shift));
-  return out;
-}
-
 v1::IdempotencyToken ToToken(const storage::Version& version) {
   v1::IdempotencyToken token;
   token.set_generation_time_us(version.time_us);
@@ -123,13 +106,63 @@ storage::Version ToVersion(const v1::IdempotencyToken& token) {
   return storage::Version{token.generation_time_us(), token.nonce()};
 }
 
+absl::Status CheckNonce(const v1::IdempotencyToken& token, const std::string& field) {
+  if (token.nonce().size() != kNonceBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".nonce is ", token.nonce().size(),
+                                                   " bytes; it must be exactly ", kNonceBytes));
+  }
+  return absl::OkStatus();
+}
+
+// The chunks of a committed value are exactly indexes [0, chunk_count): readers read that
+// span and nothing past it, so no chunk written after the fact reaches them.
+storage::KeySpan DeclaredChunks(uint32_t chunk_count) {
+  storage::KeySpan span;
+  span.start = ChunkIndexKey(0);
+  span.end = ChunkIndexKey(chunk_count);  // chunk_count <= UINT32_MAX: index count-1 fits
+  return span;
+}
+
 int64_t ChunkCountFor(uint64_t stored_size, int64_t chunk_bytes) {
   return static_cast<int64_t>((stored_size + chunk_bytes - 1) / chunk_bytes);
+}
+
+absl::Status CheckChunkIndex(const NamespaceConfig& ns, uint32_t index) {
+  const int64_t max_chunks = ChunkCountFor(ns.limits.max_value_bytes, ns.client.chunk_bytes);
+  if (index >= max_chunks) {
+    return absl::InvalidArgumentError(absl::StrCat("index is ", index, "; it must be below ",
+                                                   max_chunks, " (max_value_bytes / chunk_bytes)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 std::string ChunkTable(const std::string& ns) { return ns + ".chunks"; }
+
+std::string ChunkRecordId(const std::string& id, const std::string& key,
+                          const storage::Version& version) {
+  std::string out;
+  AppendLengthPrefixed(out, id);
+  AppendLengthPrefixed(out, key);
+  const uint64_t v = static_cast<uint64_t>(version.time_us);
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  out.append(version.nonce);
+  return out;
+}
+
+std::string ChunkIndexKey(uint32_t index) {
+  std::string out;
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(index >> shift));
+  return out;
+}
+
+absl::Status CheckRequestBytes(const NamespaceConfig& ns, size_t request_bytes) {
+  if (OverLimit(request_bytes, ns.limits.max_request_bytes)) {
+    return TooBig("request", request_bytes, ns.limits.max_request_bytes, "max_request_bytes");
+  }
+  return absl::OkStatus();
+}
 
 KvStore::KvStore(storage::StorageEngine* engine, Clock* clock, KvStoreOptions options)
     : engine_(engine),
@@ -144,10 +177,7 @@ absl::Status KvStore::Prepare(const NamespaceConfig& ns) {
 
 absl::StatusOr<storage::Version> KvStore::CheckToken(const v1::IdempotencyToken& token,
                                                      const std::string& field) const {
-  if (token.nonce().size() != kNonceBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".nonce is ", token.nonce().size(),
-                                                   " bytes; it must be exactly ", kNonceBytes));
-  }
+  SG_RETURN_IF_ERROR(CheckNonce(token, field));
   const absl::Duration skew =
       absl::Microseconds(token.generation_time_us()) - absl::Microseconds(clock_->NowMicros());
   if (absl::AbsDuration(skew) > options_.max_clock_skew) {
@@ -171,12 +201,12 @@ absl::Status KvStore::CheckItem(const NamespaceConfig& ns, const v1::Item& item,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".metadata.codec ", meta.codec(), " is not a known codec"));
   }
-  if (static_cast<int64_t>(meta.uncompressed_size()) > ns.limits.max_value_bytes) {
+  if (OverLimit(meta.uncompressed_size(), ns.limits.max_value_bytes)) {
     return TooBig(field + ".metadata.uncompressed_size", meta.uncompressed_size(),
                   ns.limits.max_value_bytes, "max_value_bytes");
   }
   if (meta.chunk_count() == 0) {
-    if (static_cast<int64_t>(item.value().size()) > ns.client.chunk_bytes) {
+    if (OverLimit(item.value().size(), ns.client.chunk_bytes)) {
       return absl::InvalidArgumentError(absl::StrCat(
           field, ".value is ", item.value().size(), " bytes; values above ", ns.client.chunk_bytes,
           " bytes (chunk_bytes) must be written with PutChunk"));
@@ -194,7 +224,7 @@ absl::Status KvStore::CheckItem(const NamespaceConfig& ns, const v1::Item& item,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".value must be empty when metadata.chunk_count is set"));
   }
-  if (static_cast<int64_t>(meta.stored_size()) > ns.limits.max_value_bytes) {
+  if (OverLimit(meta.stored_size(), ns.limits.max_value_bytes)) {
     return TooBig(field + ".metadata.stored_size", meta.stored_size(), ns.limits.max_value_bytes,
                   "max_value_bytes");
   }
@@ -288,7 +318,7 @@ absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
       total += chunks.items[i].value.size();
       hash.Update(chunks.items[i].value);
     }
-    const std::string where = absl::StrCat("item '", put->key, "'");
+    const std::string where = absl::StrCat("item ", QuoteInput(put->key));
     if (chunks.items.size() != stored.chunk_count() ||
         chunks.items.back().key != ChunkIndexKey(stored.chunk_count() - 1)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -318,7 +348,6 @@ absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
 
 absl::StatusOr<v1::PutItemsResponse> KvStore::PutItems(const NamespaceConfig& ns,
                                                        const v1::PutItemsRequest& request) {
-  SG_RETURN_IF_ERROR(CheckRequestSize(ns, request));
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckCount(ns, request.items_size(), "items", false));
   SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
@@ -335,7 +364,6 @@ absl::StatusOr<v1::PutItemsResponse> KvStore::PutItems(const NamespaceConfig& ns
 
 absl::StatusOr<v1::DeleteItemsResponse> KvStore::DeleteItems(
     const NamespaceConfig& ns, const v1::DeleteItemsRequest& request) {
-  SG_RETURN_IF_ERROR(CheckRequestSize(ns, request));
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
   std::vector<storage::WriteOp> ops;
@@ -346,7 +374,6 @@ absl::StatusOr<v1::DeleteItemsResponse> KvStore::DeleteItems(
 
 absl::StatusOr<v1::MutateItemsResponse> KvStore::MutateItems(
     const NamespaceConfig& ns, const v1::MutateItemsRequest& request) {
-  SG_RETURN_IF_ERROR(CheckRequestSize(ns, request));
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckCount(ns, request.mutations_size(), "mutations", false));
   SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
@@ -367,7 +394,7 @@ absl::StatusOr<v1::MutateItemsResponse> KvStore::MutateItems(
         return absl::InvalidArgumentError(field + " has neither put nor delete");
     }
   }
-  if (static_cast<int64_t>(ops.size()) > ns.limits.max_items_per_call) {
+  if (OverLimit(ops.size(), ns.limits.max_items_per_call)) {
     return absl::InvalidArgumentError(
         absl::StrCat("mutations touch ", ops.size(), " keys; the limit is ",
                      ns.limits.max_items_per_call, " (max_items_per_call)"));
@@ -382,9 +409,9 @@ absl::StatusOr<std::string> KvStore::ReadChunkedValue(const NamespaceConfig& ns,
                                                       uint32_t chunk_count) {
   SG_ASSIGN_OR_RETURN(storage::RecordSlice chunks,
                       engine_->Read(ChunkTable(ns.name), ChunkRecordId(id, key, version),
-                                    storage::KeySpan(), storage::ReadLimits()));
+                                    DeclaredChunks(chunk_count), storage::ReadLimits()));
   if (chunks.items.size() != chunk_count) {
-    return absl::DataLossError(absl::StrCat("item '", key, "' has ", chunks.items.size(),
+    return absl::DataLossError(absl::StrCat("item ", QuoteInput(key), " has ", chunks.items.size(),
                                             " of its ", chunk_count, " chunks"));
   }
   std::string value;
@@ -392,13 +419,71 @@ absl::StatusOr<std::string> KvStore::ReadChunkedValue(const NamespaceConfig& ns,
   return value;
 }
 
-absl::Status KvStore::ToItem(const NamespaceConfig& ns, const std::string& id,
-                             const storage::StoredItem& stored, bool include_large_values,
-                             v1::Item& item) {
+absl::StatusOr<std::optional<KvStore::CommittedItem>> KvStore::ReadCommitted(
+    const NamespaceConfig& ns, const std::string& id, const std::string& key) {
+  storage::KeySpan span;
+  span.by_keys = true;
+  span.keys.push_back(key);
+  SG_ASSIGN_OR_RETURN(storage::RecordSlice slice,
+                      engine_->Read(ns.name, id, span, storage::ReadLimits()));
+  if (slice.items.empty()) return std::nullopt;
+  CommittedItem item;
+  item.version = std::move(slice.items.front().version);
+  if (!item.value.ParseFromString(slice.items.front().value)) {
+    return absl::DataLossError(absl::StrCat("stored item ", QuoteInput(key), " is corrupt"));
+  }
+  return item;
+}
+
+namespace {
+
+absl::StatusOr<internal::StoredValue> DecodeStored(const storage::StoredItem& stored) {
   internal::StoredValue value;
   if (!value.ParseFromString(stored.value)) {
-    return absl::DataLossError(absl::StrCat("stored item '", stored.key, "' is corrupt"));
+    return absl::DataLossError(absl::StrCat("stored item ", QuoteInput(stored.key), " is corrupt"));
   }
+  return value;
+}
+
+// What a page may still take (DESIGN.md, "Fixed units of work"). The engine stopped at its
+// own limits counting the bytes it stores, which for a chunked value is its metadata only;
+// this counts what the response really carries (the key and every value byte, chunked
+// values included when the selection asks for them), and stops before a chunk read once
+// the page's time is up. The first item is always taken, so paging makes progress.
+class PageBudget {
+ public:
+  PageBudget(const storage::ReadLimits& limits, bool include_large_values, Clock* clock)
+      : limits_(limits), include_large_values_(include_large_values), clock_(clock) {}
+
+  // Whether the page takes `stored` (decoded as `value`); if so, counts it.
+  bool Take(const storage::StoredItem& stored, const internal::StoredValue& value) {
+    const bool reads_chunks = value.chunk_count() > 0 && include_large_values_;
+    const uint64_t value_bytes = value.chunk_count() == 0 ? value.data().size()
+                                 : reads_chunks           ? value.stored_size()
+                                                          : 0;
+    const uint64_t bytes = stored.key.size() + value_bytes;
+    if (taken_ > 0 && (bytes > limits_.max_bytes - bytes_ ||
+                       (reads_chunks && clock_->Now() >= limits_.soft_deadline))) {
+      return false;
+    }
+    ++taken_;
+    bytes_ += std::min<uint64_t>(bytes, limits_.max_bytes - bytes_);
+    return true;
+  }
+
+ private:
+  const storage::ReadLimits limits_;
+  const bool include_large_values_;
+  Clock* const clock_;
+  uint64_t bytes_ = 0;  // <= limits_.max_bytes
+  int64_t taken_ = 0;
+};
+
+}  // namespace
+
+absl::Status KvStore::ToItem(const NamespaceConfig& ns, const std::string& id,
+                             const storage::StoredItem& stored, internal::StoredValue value,
+                             bool include_large_values, v1::Item& item) {
   item.set_key(stored.key);
   v1::ValueMetadata* meta = item.mutable_metadata();
   meta->set_codec(static_cast<v1::ValueCodec>(value.codec()));
@@ -451,7 +536,6 @@ uint64_t RequestHash(const google::protobuf::Message& predicate, const v1::Selec
 absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns,
                                                        const v1::GetItemsRequest& request) {
   const absl::Time start = clock_->Now();
-  SG_RETURN_IF_ERROR(CheckRequestSize(ns, request));
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
 
   storage::KeySpan span;
@@ -500,8 +584,15 @@ absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns
   SG_ASSIGN_OR_RETURN(storage::RecordSlice slice,
                       engine_->Read(ns.name, request.id(), span, limits));
   v1::GetItemsResponse response;
+  const bool include_large_values = request.selection().include_large_values();
+  PageBudget budget(limits, include_large_values, clock_);
   for (const storage::StoredItem& stored : slice.items) {
-    SG_RETURN_IF_ERROR(ToItem(ns, request.id(), stored, request.selection().include_large_values(),
+    SG_ASSIGN_OR_RETURN(internal::StoredValue value, DecodeStored(stored));
+    if (!budget.Take(stored, value)) {
+      slice.resume_after = response.items(response.items_size() - 1).key();
+      break;
+    }
+    SG_RETURN_IF_ERROR(ToItem(ns, request.id(), stored, std::move(value), include_large_values,
                               *response.add_items()));
   }
   if (slice.resume_after.has_value()) {
@@ -519,7 +610,6 @@ absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns
 absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& ns,
                                                          const v1::ScanItemsRequest& request) {
   const absl::Time start = clock_->Now();
-  SG_RETURN_IF_ERROR(CheckRequestSize(ns, request));
   SG_ASSIGN_OR_RETURN(
       storage::ReadLimits limits,
       PageLimits(ns, request.selection(), start + ns.range_read.target * options_.page_time_share));
@@ -540,13 +630,28 @@ absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& 
 
   SG_ASSIGN_OR_RETURN(storage::TableSlice slice, engine_->Scan(ns.name, after, limits));
   v1::ScanItemsResponse response;
+  const bool include_large_values = request.selection().include_large_values();
+  PageBudget budget(limits, include_large_values, clock_);
+  bool page_full = false;
   for (const storage::ScannedRecord& record : slice.records) {
-    v1::ScanItemsResponse::Record* out = response.add_records();
-    out->set_id(record.record_id);
+    v1::ScanItemsResponse::Record* out = nullptr;
     for (const storage::StoredItem& stored : record.items) {
-      SG_RETURN_IF_ERROR(ToItem(ns, record.record_id, stored,
-                                request.selection().include_large_values(), *out->add_items()));
+      SG_ASSIGN_OR_RETURN(internal::StoredValue value, DecodeStored(stored));
+      if (!budget.Take(stored, value)) {
+        // Resume after the last item taken, in its record.
+        const v1::ScanItemsResponse::Record& last = response.records(response.records_size() - 1);
+        slice.resume = storage::ScanPosition{last.id(), last.items(last.items_size() - 1).key()};
+        page_full = true;
+        break;
+      }
+      if (out == nullptr) {
+        out = response.add_records();
+        out->set_id(record.record_id);
+      }
+      SG_RETURN_IF_ERROR(ToItem(ns, record.record_id, stored, std::move(value),
+                                include_large_values, *out->add_items()));
     }
+    if (page_full) break;
   }
   if (slice.resume.has_value()) {
     internal::PageToken token;
@@ -565,19 +670,29 @@ absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& 
 
 absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns,
                                                        const v1::PutChunkRequest& request) {
-  SG_RETURN_IF_ERROR(CheckRequestSize(ns, request));
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckKey(ns, request.key(), "key"));
   SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
   if (request.data().empty()) return absl::InvalidArgumentError("data is empty");
-  if (static_cast<int64_t>(request.data().size()) > ns.client.chunk_bytes) {
+  if (OverLimit(request.data().size(), ns.client.chunk_bytes)) {
     return TooBig("data", request.data().size(), ns.client.chunk_bytes, "chunk_bytes");
   }
-  const int64_t max_chunks = ChunkCountFor(ns.limits.max_value_bytes, ns.client.chunk_bytes);
-  if (request.index() >= max_chunks) {
-    return absl::InvalidArgumentError(absl::StrCat("index is ", request.index(),
-                                                   "; it must be below ", max_chunks,
-                                                   " (max_value_bytes / chunk_bytes)"));
+  SG_RETURN_IF_ERROR(CheckChunkIndex(ns, request.index()));
+  // The chunks of a committed version are immutable. (A chunk that races its own commit and
+  // lands after it lies outside what the commit declared, or repeats a stored index with the
+  // same version, which is a no-op: readers never see it either way.)
+  SG_ASSIGN_OR_RETURN(std::optional<CommittedItem> committed,
+                      ReadCommitted(ns, request.id(), request.key()));
+  if (committed.has_value() && committed->version == version) {
+    // A replay of the upload (a retried whole write) changes nothing: its chunks are stored
+    // with this version already, and an equal version is a no-op. Past what the commit
+    // declared there is nothing to replay.
+    if (request.index() < committed->value.chunk_count()) return v1::PutChunkResponse();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "item ", QuoteInput(request.key()), " of id ", QuoteInput(request.id()),
+        " is already committed with this token and ", committed->value.chunk_count(),
+        " chunks; the chunks of a committed value cannot change (write a new value with a new "
+        "token)"));
   }
   storage::RecordWrite write;
   write.table = ChunkTable(ns.name);
@@ -594,17 +709,29 @@ absl::StatusOr<v1::GetChunkResponse> KvStore::GetChunk(const NamespaceConfig& ns
                                                        const v1::GetChunkRequest& request) {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckKey(ns, request.key(), "key"));
+  SG_RETURN_IF_ERROR(CheckNonce(request.version(), "version"));
+  SG_RETURN_IF_ERROR(CheckChunkIndex(ns, request.index()));
+  // Only chunks of the version the item holds now, and only those its commit declared:
+  // uploads never committed, and anything written after the commit, stay unreadable.
+  const storage::Version version = ToVersion(request.version());
+  SG_ASSIGN_OR_RETURN(std::optional<CommittedItem> committed,
+                      ReadCommitted(ns, request.id(), request.key()));
+  if (!committed.has_value() || committed->version != version ||
+      request.index() >= committed->value.chunk_count()) {
+    return absl::NotFoundError(absl::StrCat("no chunk ", request.index(),
+                                            " of that version of the item (superseded, or "
+                                            "past its chunk_count?)"));
+  }
   storage::KeySpan span;
   span.by_keys = true;
   span.keys.push_back(ChunkIndexKey(request.index()));
   SG_ASSIGN_OR_RETURN(
       storage::RecordSlice slice,
-      engine_->Read(ChunkTable(ns.name),
-                    ChunkRecordId(request.id(), request.key(), ToVersion(request.version())), span,
+      engine_->Read(ChunkTable(ns.name), ChunkRecordId(request.id(), request.key(), version), span,
                     storage::ReadLimits()));
   if (slice.items.empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("no chunk ", request.index(), " of that version of the item (superseded?)"));
+    return absl::DataLossError(absl::StrCat("chunk ", request.index(), " of committed item ",
+                                            QuoteInput(request.key()), " is missing"));
   }
   v1::GetChunkResponse response;
   response.set_data(std::move(slice.items.front().value));

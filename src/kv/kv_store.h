@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -16,6 +17,7 @@
 #include "src/common/namespace_config.h"
 #include "src/common/token_signer.h"
 #include "src/storage/engine.h"
+#include "stategate/internal/stored.pb.h"
 #include "stategate/v1/kv.pb.h"
 
 namespace stategate::kv {
@@ -36,9 +38,9 @@ class KvStore {
   // Creates the namespace's tables if missing.
   [[nodiscard]] absl::Status Prepare(const NamespaceConfig& ns);
 
-  // Each call validates its request for `ns` (INVALID_ARGUMENT naming the field and limit)
-  // and returns the engine's status otherwise. Requests name the namespace too; the caller
-  // has resolved it to `ns`.
+  // Each call validates its request's fields for `ns` (INVALID_ARGUMENT naming the field
+  // and limit) and returns the engine's status otherwise. Requests name the namespace too;
+  // the caller has resolved it to `ns` and checked CheckRequestBytes.
   absl::StatusOr<v1::PutItemsResponse> PutItems(const NamespaceConfig& ns,
                                                 const v1::PutItemsRequest& request);
   absl::StatusOr<v1::GetItemsResponse> GetItems(const NamespaceConfig& ns,
@@ -69,11 +71,20 @@ class KvStore {
   absl::Status AppendDeleteOps(const NamespaceConfig& ns, const v1::Predicate& predicate,
                                const std::string& field, std::vector<storage::WriteOp>& ops) const;
   absl::Status ToItem(const NamespaceConfig& ns, const std::string& id,
-                      const storage::StoredItem& stored, bool include_large_values, v1::Item& item);
+                      const storage::StoredItem& stored, internal::StoredValue value,
+                      bool include_large_values, v1::Item& item);
   absl::StatusOr<std::string> ReadChunkedValue(const NamespaceConfig& ns, const std::string& id,
                                                const std::string& key,
                                                const storage::Version& version,
                                                uint32_t chunk_count);
+  // The live item `key` of record `id`, if any: its version and stored value.
+  struct CommittedItem {
+    storage::Version version;
+    internal::StoredValue value;
+  };
+  absl::StatusOr<std::optional<CommittedItem>> ReadCommitted(const NamespaceConfig& ns,
+                                                             const std::string& id,
+                                                             const std::string& key);
   absl::Status Write(const NamespaceConfig& ns, const std::string& id,
                      const storage::Version& version, std::vector<storage::WriteOp> ops);
 
@@ -83,7 +94,18 @@ class KvStore {
   const TokenSigner signer_;
 };
 
+// The limits every call of every request type shares, checked before its method runs (by
+// the service, on the request's size as it arrived): INVALID_ARGUMENT naming
+// max_request_bytes when the request is larger.
+[[nodiscard]] absl::Status CheckRequestBytes(const NamespaceConfig& ns, size_t request_bytes);
+
 // The engine table holding a namespace's chunks.
 std::string ChunkTable(const std::string& ns);
+// The record of ChunkTable holding the chunks of one version of one item:
+// [u32 id length][id][u32 key length][key][i64 version][nonce], big-endian.
+std::string ChunkRecordId(const std::string& id, const std::string& key,
+                          const storage::Version& version);
+// The item key of chunk `index` in that record: 4 bytes big-endian, so chunks sort by index.
+std::string ChunkIndexKey(uint32_t index);
 
 }  // namespace stategate::kv

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "src/common/checksum.h"
 #include "src/storage/rocksdb/rocksdb_engine.h"
 #include "test/lib/temp_dir.h"
@@ -222,8 +223,11 @@ TEST_F(KvStoreTest, LimitsNameTheFieldAndTheLimit) {
   EXPECT_THAT(status.message(), HasSubstr("chunk_bytes"));
 
   ns_.limits.max_request_bytes = 100;
-  status = Put("r", "k", std::string(200, 'v'), Token());
-  EXPECT_THAT(status.message(), HasSubstr("max_request_bytes"));
+  status = CheckRequestBytes(ns_, 101);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("request is 101 bytes; the limit is 100 (max_request_bytes)"));
+  EXPECT_TRUE(CheckRequestBytes(ns_, 100).ok());
 
   status = Put("r", "k", "v", Token(), -5);
   EXPECT_THAT(status.message(), HasSubstr("items[0].ttl_us"));
@@ -252,7 +256,7 @@ TEST_F(KvStoreTest, TtlExpiresItems) {
 
 TEST_F(KvStoreTest, PagesByItemLimitAndBytesWithAuthenticatedTokens) {
   for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(Put("r", "k" + std::to_string(i), std::string(100, 'v'), Token()).ok());
+    ASSERT_TRUE(Put("r", absl::StrCat("k", i), std::string(100, 'v'), Token()).ok());
     clock_.Advance(absl::Microseconds(1));
   }
   v1::Selection selection;
@@ -302,7 +306,7 @@ TEST_F(KvStoreTest, ReturnsEarlyWhenTheSloBudgetIsSpent) {
   token.set_generation_time_us(Clock::Real()->NowMicros());
   token.set_nonce(std::string(16, 'n'));
   *request.mutable_token() = token;
-  for (int i = 0; i < 5; ++i) request.add_items()->set_key("k" + std::to_string(i));
+  for (int i = 0; i < 5; ++i) request.add_items()->set_key(absl::StrCat("k", i));
   ASSERT_TRUE(store_->PutItems(ns_, request).ok());
   auto page = GetAll("r");
   ASSERT_TRUE(page.ok());
@@ -313,7 +317,7 @@ TEST_F(KvStoreTest, ReturnsEarlyWhenTheSloBudgetIsSpent) {
 TEST_F(KvStoreTest, ScanPagesThroughEveryRecord) {
   for (int r = 0; r < 5; ++r) {
     for (int i = 0; i < 3; ++i) {
-      ASSERT_TRUE(Put("rec" + std::to_string(r), "k" + std::to_string(i), "v", Token()).ok());
+      ASSERT_TRUE(Put(absl::StrCat("rec", r), absl::StrCat("k", i), "v", Token()).ok());
     }
   }
   v1::ScanItemsRequest request;
@@ -464,6 +468,212 @@ TEST_F(KvStoreChunkTest, ChunkLimits) {
   chunk.set_index(4);  // a fifth chunk of 1024 bytes cannot belong to a 4096-byte value
   status = store_->PutChunk(ns_, chunk).status();
   EXPECT_THAT(status.message(), HasSubstr("index"));
+}
+
+// Hole 1 of issue 10: a chunk written under the token of a committed value.
+TEST_F(KvStoreChunkTest, TheChunksOfACommittedValueCannotChange) {
+  const std::string big(1500, 'x');  // two chunks of 1024
+  const v1::IdempotencyToken token = Token();
+  ASSERT_TRUE(Commit("r", "k", big, token, Upload("r", "k", big, token)).ok());
+
+  v1::PutChunkRequest chunk;
+  chunk.set_namespace_("ns");
+  chunk.set_id("r");
+  chunk.set_key("k");
+  *chunk.mutable_token() = token;
+  chunk.set_data("extra");
+  for (uint32_t index : {2u, 7u}) {
+    chunk.set_index(index);
+    absl::Status status = store_->PutChunk(ns_, chunk).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << index;
+    EXPECT_THAT(status.message(), HasSubstr("already committed")) << index;
+  }
+  // A declared index under the same token is a replay: OK, and it changes nothing.
+  for (uint32_t index : {0u, 1u}) {
+    chunk.set_index(index);
+    EXPECT_TRUE(store_->PutChunk(ns_, chunk).ok()) << index;
+  }
+  EXPECT_EQ(ReadWhole("r"), big);
+  v1::ScanItemsRequest scan;
+  scan.set_namespace_("ns");
+  scan.mutable_selection()->set_include_large_values(true);
+  auto page = store_->ScanItems(ns_, scan);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->records_size(), 1);
+  EXPECT_EQ(page->records(0).items(0).value(), big);
+}
+
+// A chunk that raced its commit and landed after it (written here straight into the
+// engine, as such a chunk would be) is past what the commit declared: no read returns it.
+TEST_F(KvStoreChunkTest, AChunkPastTheDeclaredCountNeverReachesAReader) {
+  const std::string big(1500, 'x');
+  const v1::IdempotencyToken token = Token();
+  ASSERT_TRUE(Commit("r", "k", big, token, Upload("r", "k", big, token)).ok());
+  const storage::Version version{token.generation_time_us(), token.nonce()};
+  storage::RecordWrite late;
+  late.table = ChunkTable("ns");
+  late.record_id = ChunkRecordId("r", "k", version);
+  late.version = version;
+  late.ops.push_back(storage::PutOp{ChunkIndexKey(2), "late", 0});
+  ASSERT_TRUE(engine_->Write(late).ok());
+
+  EXPECT_EQ(ReadWhole("r"), big);
+  v1::ScanItemsRequest scan;
+  scan.set_namespace_("ns");
+  scan.mutable_selection()->set_include_large_values(true);
+  auto page = store_->ScanItems(ns_, scan);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->records(0).items(0).value(), big);
+
+  v1::GetChunkRequest get;
+  get.set_namespace_("ns");
+  get.set_id("r");
+  get.set_key("k");
+  *get.mutable_version() = token;
+  get.set_index(1);
+  EXPECT_TRUE(store_->GetChunk(ns_, get).ok());
+  get.set_index(2);
+  EXPECT_EQ(store_->GetChunk(ns_, get).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(KvStoreChunkTest, GetChunkReadsOnlyCommittedVersions) {
+  const std::string big(1500, 'x');
+  const v1::IdempotencyToken token = Token();
+  Upload("r", "k", big, token);  // not committed
+  v1::GetChunkRequest get;
+  get.set_namespace_("ns");
+  get.set_id("r");
+  get.set_key("k");
+  *get.mutable_version() = token;
+  EXPECT_EQ(store_->GetChunk(ns_, get).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(Commit("r", "k", big, token, 2).ok());
+  EXPECT_TRUE(store_->GetChunk(ns_, get).ok());
+}
+
+// Hole 2 of issue 10: pages carrying large values.
+TEST_F(KvStoreChunkTest, PagesCountTheBytesOfTheLargeValuesTheyCarry) {
+  const std::string big(3000, 'x');  // three chunks each
+  for (const std::string key : {"a", "b", "c"}) {
+    const v1::IdempotencyToken token = Token(absl::ZeroDuration(), key[0]);
+    ASSERT_TRUE(Commit("r", key, big, token, Upload("r", key, big, token)).ok());
+  }
+  for (int64_t page_bytes : {1000, 3001, 7000}) {
+    const int per_page = page_bytes < 6002 ? 1 : 2;  // at least one, never past the limit
+    v1::Selection selection;
+    selection.set_include_large_values(true);
+    selection.set_page_size_bytes(page_bytes);
+    std::string token;
+    std::vector<std::string> keys;
+    int pages = 0;
+    do {
+      auto page = GetAll("r", selection, token);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ++pages;
+      EXPECT_LE(page->items_size(), per_page) << page_bytes;
+      for (const v1::Item& item : page->items()) {
+        keys.push_back(item.key());
+        EXPECT_EQ(item.value(), big);
+      }
+      token = page->next_page_token();
+    } while (!token.empty() && pages < 10);
+    EXPECT_THAT(keys, ElementsAre("a", "b", "c")) << page_bytes;
+  }
+  // Without the values a page carries metadata only, and all three fit.
+  v1::Selection metadata_only;
+  metadata_only.set_page_size_bytes(1000);
+  auto page = GetAll("r", metadata_only);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->items_size(), 3);
+}
+
+TEST_F(KvStoreChunkTest, ScanPagesCountTheBytesOfTheLargeValuesTheyCarry) {
+  const std::string big(3000, 'x');
+  for (const std::string id : {"r1", "r2"}) {
+    for (const std::string key : {"a", "b"}) {
+      const v1::IdempotencyToken token = Token(absl::ZeroDuration(), key[0]);
+      ASSERT_TRUE(Commit(id, key, big, token, Upload(id, key, big, token)).ok());
+    }
+  }
+  v1::ScanItemsRequest request;
+  request.set_namespace_("ns");
+  request.mutable_selection()->set_include_large_values(true);
+  request.mutable_selection()->set_page_size_bytes(1000);
+  std::vector<std::string> seen;
+  int pages = 0;
+  do {
+    auto page = store_->ScanItems(ns_, request);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ++pages;
+    int items = 0;
+    for (const auto& record : page->records()) {
+      for (const v1::Item& item : record.items()) {
+        ++items;
+        seen.push_back(record.id() + "/" + item.key());
+        EXPECT_EQ(item.value(), big);
+      }
+    }
+    EXPECT_EQ(items, 1);
+    request.set_page_token(page->next_page_token());
+  } while (!request.page_token().empty() && pages < 10);
+  EXPECT_THAT(seen, ElementsAre("r1/a", "r1/b", "r2/a", "r2/b"));
+}
+
+// Hole 4 of issue 10: sizes at or above 2^63 must not wrap past the limit.
+TEST_F(KvStoreTest, HugeUnsignedSizesAreRefusedNotWrapped) {
+  for (uint64_t size :
+       {uint64_t{1} << 63, ~uint64_t{0}, uint64_t(ns_.limits.max_value_bytes) + 1}) {
+    v1::PutItemsRequest request;
+    request.set_namespace_("ns");
+    request.set_id("r");
+    *request.mutable_token() = Token();
+    v1::Item* item = request.add_items();
+    item->set_key("k");
+    item->set_value("v");
+    item->mutable_metadata()->set_codec(v1::VALUE_CODEC_LZ4);
+    item->mutable_metadata()->set_uncompressed_size(size);
+    absl::Status status = store_->PutItems(ns_, request).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << size;
+    EXPECT_THAT(status.message(), HasSubstr("items[0].metadata.uncompressed_size is " +
+                                            std::to_string(size) + " bytes"));
+    EXPECT_THAT(status.message(), HasSubstr("max_value_bytes"));
+
+    item->clear_value();
+    item->mutable_metadata()->set_uncompressed_size(0);
+    item->mutable_metadata()->set_chunk_count(1);
+    item->mutable_metadata()->set_stored_size(size);
+    status = store_->PutItems(ns_, request).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << size;
+    EXPECT_THAT(status.message(), HasSubstr("metadata.stored_size"));
+  }
+  EXPECT_THAT(Contents("r"), ::testing::IsEmpty());
+}
+
+// Hole 5 of issue 10: GetChunk validates what it is given, as every call does.
+TEST_F(KvStoreChunkTest, GetChunkValidatesItsVersionAndIndex) {
+  v1::GetChunkRequest get;
+  get.set_namespace_("ns");
+  get.set_id("r");
+  get.set_key("k");
+  get.mutable_version()->set_generation_time_us(1);
+  get.mutable_version()->set_nonce(std::string(300 << 10, 'n'));
+  absl::Status status = store_->GetChunk(ns_, get).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("version.nonce is 307200 bytes"));
+  get.mutable_version()->set_nonce(std::string(16, 'n'));
+  get.set_index(1 << 30);
+  status = store_->GetChunk(ns_, get).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_value_bytes / chunk_bytes"));
+}
+
+// Hole 3 of issue 10: what an error quotes of the caller's input stays short.
+TEST_F(KvStoreChunkTest, ErrorsQuoteAShortEscapedPrefixOfLongKeys) {
+  std::string key(4096, '\0');
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<char>(i);
+  absl::Status status = Commit("r", key, std::string(3000, 'x'), Token(), 3);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("(4096 bytes)"));
+  EXPECT_LT(status.message().size(), 400u);
 }
 
 }  // namespace

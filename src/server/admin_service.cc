@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/common/grpc_status.h"
+#include "src/common/quote.h"
 #include "src/common/status_macros.h"
 
 namespace stategate::server {
@@ -78,7 +79,7 @@ absl::StatusOr<std::shared_ptr<const NamespaceSet>> AdminService::Begin(
 
 absl::Status AdminService::CheckNamespace(const NamespaceSet& set, const std::string& ns) const {
   if (set.Find(ns) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("namespace '", ns, "' is not served here"));
+    return absl::NotFoundError(absl::StrCat("namespace ", QuoteInput(ns), " is not served here"));
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "src/common/quote.h"
 
 namespace stategate::server {
 namespace {
@@ -108,8 +109,8 @@ absl::StatusOr<absl::StatusCode> ParseErrorCode(absl::string_view name, absl::st
     known.push_back(absl::StatusCodeToString(code));
     if (known.back() == upper) return code;
   }
-  return absl::InvalidArgumentError(absl::StrCat(field, ": '", name,
-                                                 "' is not a gRPC status code other than OK (",
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", QuoteInput(name),
+                                                 " is not a gRPC status code other than OK (",
                                                  absl::StrJoin(known, ", "), ")"));
 }
 
@@ -118,7 +119,7 @@ absl::StatusOr<AppliesTo> ParseAppliesTo(absl::string_view name, absl::string_vi
   if (name == "reads") return AppliesTo::kReads;
   if (name == "writes") return AppliesTo::kWrites;
   return absl::InvalidArgumentError(
-      absl::StrCat(field, ": '", name, "' is not all, reads or writes"));
+      absl::StrCat(field, ": ", QuoteInput(name), " is not all, reads or writes"));
 }
 
 std::string AppliesToName(AppliesTo applies_to) {

@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "src/common/delay_queue.h"
 #include "src/common/grpc_status.h"
+#include "src/common/quote.h"
 #include "src/common/status_macros.h"
 #include "src/common/worker_pool.h"
 #include "src/kv/kv_store.h"
@@ -19,6 +20,7 @@
 #include "src/server/faults.h"
 #include "src/server/namespaces.h"
 #include "src/server/pushback.h"
+#include "src/server/wire_messages.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
 
@@ -31,49 +33,55 @@ constexpr int kMaxReceiveBytes = 80 << 20;
 // How long calls that arrive during the last moments of a drain may still take.
 constexpr absl::Duration kShutdownGrace = absl::Milliseconds(200);
 
+// The KeyValue service over gRPC's raw callback methods: every request is parsed here
+// (bad bytes are INVALID_ARGUMENT; see wire_messages.h).
+using RawKeyValueService = v1::KeyValue::WithRawCallbackMethod_PutItems<
+    v1::KeyValue::WithRawCallbackMethod_GetItems<v1::KeyValue::WithRawCallbackMethod_DeleteItems<
+        v1::KeyValue::WithRawCallbackMethod_MutateItems<
+            v1::KeyValue::WithRawCallbackMethod_ScanItems<
+                v1::KeyValue::WithRawCallbackMethod_PutChunk<
+                    v1::KeyValue::WithRawCallbackMethod_GetChunk<v1::KeyValue::Service>>>>>>>;
+
 // Runs each KeyValue call on the worker pool against the namespace set current at arrival,
 // after the faults drawn for it (when fault injection is on): a delay waits on the delay
-// queue, not on a worker; an injected error finishes the call without running it.
-class KvService final : public v1::KeyValue::CallbackService {
+// queue, not on a worker; an injected error finishes the call without running it. Every
+// call passes the same checks before its method runs (Run): deadline, namespace, and the
+// request limits every call shares.
+class KvService final : public RawKeyValueService {
  public:
   // `faults` and `delays` are null without fault injection.
   KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, FaultInjector* faults,
             DelayQueue* delays)
       : store_(store), namespaces_(namespaces), pool_(pool), faults_(faults), delays_(delays) {}
 
-  grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx,
-                                     const v1::PutItemsRequest* req,
-                                     v1::PutItemsResponse* resp) override {
+  grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite);
   }
-  grpc::ServerUnaryReactor* GetItems(grpc::CallbackServerContext* ctx,
-                                     const v1::GetItemsRequest* req,
-                                     v1::GetItemsResponse* resp) override {
+  grpc::ServerUnaryReactor* GetItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead);
   }
   grpc::ServerUnaryReactor* DeleteItems(grpc::CallbackServerContext* ctx,
-                                        const v1::DeleteItemsRequest* req,
-                                        v1::DeleteItemsResponse* resp) override {
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite);
   }
   grpc::ServerUnaryReactor* MutateItems(grpc::CallbackServerContext* ctx,
-                                        const v1::MutateItemsRequest* req,
-                                        v1::MutateItemsResponse* resp) override {
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite);
   }
-  grpc::ServerUnaryReactor* ScanItems(grpc::CallbackServerContext* ctx,
-                                      const v1::ScanItemsRequest* req,
-                                      v1::ScanItemsResponse* resp) override {
+  grpc::ServerUnaryReactor* ScanItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead);
   }
-  grpc::ServerUnaryReactor* PutChunk(grpc::CallbackServerContext* ctx,
-                                     const v1::PutChunkRequest* req,
-                                     v1::PutChunkResponse* resp) override {
+  grpc::ServerUnaryReactor* PutChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite);
   }
-  grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx,
-                                     const v1::GetChunkRequest* req,
-                                     v1::GetChunkResponse* resp) override {
+  grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override {
     return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead);
   }
 
@@ -81,17 +89,35 @@ class KvService final : public v1::KeyValue::CallbackService {
   template <typename Request, typename Response>
   using Method = absl::StatusOr<Response> (kv::KvStore::*)(const NamespaceConfig&, const Request&);
 
+  // A call's parsed request, and its size as it arrived.
+  template <typename Request>
+  struct Parsed {
+    Request request;
+    size_t wire_bytes = 0;
+  };
+
   template <typename Request, typename Response>
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Request* request,
-                                  Response* response, Method<Request, Response> method,
-                                  Access access) {
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                  const grpc::ByteBuffer* request_bytes,
+                                  grpc::ByteBuffer* response_bytes,
+                                  Method<Request, Response> method, Access access) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     CallStarted();
+    auto parsed = std::make_shared<Parsed<Request>>();
+    parsed->wire_bytes = request_bytes->Length();
+    if (absl::Status status = ParseRequest(*request_bytes, parsed->request); !status.ok()) {
+      ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(namespaces_->Current()->version));
+      reactor->Finish(ToGrpcStatus(status));
+      CallFinished();
+      return reactor;
+    }
     auto submit = [=, this] {
       pool_->Submit([=, this] {
         std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
         ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
-        absl::Status status = Run(*set, ctx, *request, *response, method);
+        absl::StatusOr<Response> response = Run(*set, ctx, *parsed, method);
+        absl::Status status = response.status();
+        if (status.ok()) status = SerializeResponse(*response, *response_bytes);
         reactor->Finish(ToGrpcStatus(status));
         CallFinished();
       });
@@ -100,7 +126,7 @@ class KvService final : public v1::KeyValue::CallbackService {
       submit();
       return reactor;
     }
-    FaultDecision decision = faults_->Decide(request->namespace_(), access);
+    FaultDecision decision = faults_->Decide(parsed->request.namespace_(), access);
     std::function<void()> next = submit;
     if (decision.error.has_value()) {
       next = [this, ctx, reactor, decision] { FinishInjected(ctx, reactor, decision); };
@@ -144,21 +170,19 @@ class KvService final : public v1::KeyValue::CallbackService {
 
  private:
   template <typename Request, typename Response>
-  absl::Status Run(const NamespaceSet& set, grpc::CallbackServerContext* ctx,
-                   const Request& request, Response& response, Method<Request, Response> method) {
+  absl::StatusOr<Response> Run(const NamespaceSet& set, grpc::CallbackServerContext* ctx,
+                               const Parsed<Request>& parsed, Method<Request, Response> method) {
     // Work whose caller has given up is dropped, not done.
     if (ctx->IsCancelled() || ctx->deadline() < std::chrono::system_clock::now()) {
       return absl::DeadlineExceededError("the call's deadline passed before it was run");
     }
-    const NamespaceConfig* ns = set.Find(request.namespace_());
+    const NamespaceConfig* ns = set.Find(parsed.request.namespace_());
     if (ns == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat("namespace '", request.namespace_(), "' is not served here"));
+      return absl::NotFoundError(absl::StrCat("namespace ", QuoteInput(parsed.request.namespace_()),
+                                              " is not served here"));
     }
-    absl::StatusOr<Response> result = (store_->*method)(*ns, request);
-    if (!result.ok()) return result.status();
-    response = *std::move(result);
-    return absl::OkStatus();
+    SG_RETURN_IF_ERROR(kv::CheckRequestBytes(*ns, parsed.wire_bytes));
+    return (store_->*method)(*ns, parsed.request);
   }
 
   kv::KvStore* const store_;
@@ -191,8 +215,8 @@ class ControlService final : public v1::Control::CallbackService {
             std::find_if(set->handshake.namespaces().begin(), set->handshake.namespaces().end(),
                          [&](const v1::NamespaceInfo& info) { return info.name() == name; });
         if (it == set->handshake.namespaces().end()) {
-          reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                       absl::StrCat("namespace '", name, "' is not served here")));
+          reactor->Finish(ToGrpcStatus(absl::NotFoundError(
+              absl::StrCat("namespace ", QuoteInput(name), " is not served here"))));
           return reactor;
         }
         *response->add_namespaces() = *it;

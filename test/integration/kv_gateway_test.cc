@@ -209,15 +209,134 @@ TEST_F(GatewayTest, BadInputIsRefusedWithTheFieldAndLimitNamed) {
   EXPECT_THAT(status.error_message(), HasSubstr("page_token"));
 }
 
-TEST_F(GatewayTest, GarbageBytesDoNotHurtTheServer) {
-  auto [status, bytes] =
-      CallRaw("/stategate.v1.KeyValue/PutItems", "\xff\xff\xff\xff\x0f not a protobuf");
-  EXPECT_FALSE(status.ok());
+TEST_F(GatewayTest, GarbageBytesAreInvalidArgumentAndDoNotHurtTheServer) {
+  for (const std::string method : {"PutItems", "GetItems", "DeleteItems", "MutateItems",
+                                   "ScanItems", "PutChunk", "GetChunk"}) {
+    auto [status, bytes] =
+        CallRaw("/stategate.v1.KeyValue/" + method, "\xff\xff\xff\xff\x0f not a protobuf");
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("20 bytes are not a valid stategate.v1." + method + "Request"));
+  }
   // Still serving, data intact.
   ASSERT_TRUE(Put("default", "r", "k", "v", Token()).ok());
   v1::GetItemsResponse items;
   ASSERT_TRUE(Get("default", "r", &items).ok());
   EXPECT_EQ(items.items_size(), 1);
+}
+
+// Hole 3 of issue 10: an error quoting a long input must still reach a client with gRPC's
+// default limits (8 KiB of metadata), not turn into RESOURCE_EXHAUSTED there.
+TEST_F(GatewayTest, ErrorsQuotingLongInputReachAClientWithDefaultLimits) {
+  grpc::Status status = Put(std::string(20000, 'n'), "r", "k", "v", Token());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("(20000 bytes) is not served here"));
+
+  grpc::ClientContext handshake_ctx;
+  v1::HandshakeRequest handshake;
+  handshake.add_namespaces(std::string(20000, 'n'));
+  v1::HandshakeResponse info;
+  status = control_->Handshake(&handshake_ctx, handshake, &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+
+  // A legal 4,096-byte binary key, quoted by a FAILED_PRECONDITION (no chunks uploaded).
+  std::string key(4096, '\0');
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<char>(i * 31);
+  grpc::ClientContext ctx;
+  v1::PutItemsRequest commit;
+  commit.set_namespace_("default");
+  commit.set_id("r");
+  *commit.mutable_token() = Token();
+  v1::Item* item = commit.add_items();
+  item->set_key(key);
+  item->mutable_metadata()->set_chunk_count(3);
+  item->mutable_metadata()->set_stored_size(3 << 20);
+  v1::PutItemsResponse response;
+  status = kv_->PutItems(&ctx, commit, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("(4096 bytes)"));
+}
+
+// Hole 5 of issue 10: every call of the service applies the same request limits.
+TEST_F(GatewayTest, EveryCallAppliesTheRequestLimits) {
+  const std::string big(300 << 10, 'x');  // over tiny's max_request_bytes, under gRPC's own
+  std::vector<std::pair<std::string, grpc::Status>> results;
+  {
+    v1::PutItemsRequest r;
+    r.set_namespace_("tiny");
+    r.set_id("r");
+    r.add_items()->set_value(big);
+    grpc::ClientContext ctx;
+    v1::PutItemsResponse out;
+    results.emplace_back("PutItems", kv_->PutItems(&ctx, r, &out));
+  }
+  {
+    v1::GetItemsRequest r;
+    r.set_namespace_("tiny");
+    r.set_id("r");
+    r.set_page_token(big);
+    grpc::ClientContext ctx;
+    v1::GetItemsResponse out;
+    results.emplace_back("GetItems", kv_->GetItems(&ctx, r, &out));
+  }
+  {
+    v1::DeleteItemsRequest r;
+    r.set_namespace_("tiny");
+    r.set_id("r");
+    r.mutable_token()->set_nonce(big);
+    grpc::ClientContext ctx;
+    v1::DeleteItemsResponse out;
+    results.emplace_back("DeleteItems", kv_->DeleteItems(&ctx, r, &out));
+  }
+  {
+    v1::MutateItemsRequest r;
+    r.set_namespace_("tiny");
+    r.set_id("r");
+    r.add_mutations()->mutable_put()->set_value(big);
+    grpc::ClientContext ctx;
+    v1::MutateItemsResponse out;
+    results.emplace_back("MutateItems", kv_->MutateItems(&ctx, r, &out));
+  }
+  {
+    v1::ScanItemsRequest r;
+    r.set_namespace_("tiny");
+    r.set_page_token(big);
+    grpc::ClientContext ctx;
+    v1::ScanItemsResponse out;
+    results.emplace_back("ScanItems", kv_->ScanItems(&ctx, r, &out));
+  }
+  {
+    v1::PutChunkRequest r;
+    r.set_namespace_("tiny");
+    r.set_id("r");
+    r.set_data(big);
+    grpc::ClientContext ctx;
+    v1::PutChunkResponse out;
+    results.emplace_back("PutChunk", kv_->PutChunk(&ctx, r, &out));
+  }
+  {
+    v1::GetChunkRequest r;
+    r.set_namespace_("tiny");
+    r.set_id("r");
+    r.set_key("k");
+    r.mutable_version()->set_nonce(big);
+    grpc::ClientContext ctx;
+    v1::GetChunkResponse out;
+    results.emplace_back("GetChunk", kv_->GetChunk(&ctx, r, &out));
+  }
+  for (const auto& [method, status] : results) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_THAT(status.error_message(), HasSubstr("the limit is 200000 (max_request_bytes)"))
+        << method;
+  }
+}
+
+// What the README promises for requests above gRPC's own receive limit (80 MiB): gRPC
+// refuses them itself, with RESOURCE_EXHAUSTED, before any stategate code runs.
+TEST_F(GatewayTest, RequestsAboveGrpcsReceiveLimitAreResourceExhausted) {
+  grpc::Status status = Put("default", "r", "k", std::string(81 << 20, 'v'), Token());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  ASSERT_TRUE(Put("default", "r", "k", "v", Token()).ok());
 }
 
 TEST_F(GatewayTest, ConcurrentWritersToOneItemEndWithTheNewestVersion) {
