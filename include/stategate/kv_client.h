@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -140,6 +141,20 @@ struct KvClientOptions {
 
   // Largest message the client accepts from the server. Default: 64 MiB.
   int max_receive_message_bytes = 64 << 20;
+
+  // The priority of this client's calls at the gateway, sent with each as metadata
+  // "stategate-priority": under overload a gateway sheds sheddable calls first and critical
+  // calls last. Unset: the namespace's default_priority. Default: unset.
+  std::optional<Priority> priority = std::nullopt;
+};
+
+// Per-call settings of the asynchronous forms; what is unset takes the client's options.
+struct CallOptions {
+  // As KvClientOptions::timeout, for this call. Zero: the client's; negative is
+  // INVALID_ARGUMENT. Default: zero.
+  absl::Duration timeout = absl::ZeroDuration();
+  // As KvClientOptions::priority, for this call. Unset: the client's. Default: unset.
+  std::optional<Priority> priority = std::nullopt;
 };
 
 class KvClient {
@@ -219,15 +234,22 @@ class KvClient {
   // `done` runs exactly once, on a client or gRPC thread, and must not block. Thousands may
   // be in flight from one thread. A value that travels in chunks is moved by a client
   // thread, in order, while the caller goes on.
+  // `call` sets this call's timeout and priority.
   using StatusCallback = std::function<void(absl::Status)>;
   using ValueCallback = std::function<void(absl::StatusOr<std::string>)>;
+  using ItemsCallback = std::function<void(absl::StatusOr<std::vector<StoredItem>>)>;
   virtual void PutAsync(std::string_view ns, std::string_view id, std::string_view key,
                         std::string value, StatusCallback done,
-                        absl::Duration ttl = absl::ZeroDuration()) = 0;
+                        absl::Duration ttl = absl::ZeroDuration(),
+                        const CallOptions& call = {}) = 0;
+  virtual void PutItemsAsync(std::string_view ns, std::string_view id, std::vector<Item> items,
+                             StatusCallback done, const CallOptions& call = {}) = 0;
   virtual void GetAsync(std::string_view ns, std::string_view id, std::string_view key,
-                        ValueCallback done) = 0;
+                        ValueCallback done, const CallOptions& call = {}) = 0;
+  virtual void GetItemsAsync(std::string_view ns, std::string_view id, Predicate predicate,
+                             ItemsCallback done, const CallOptions& call = {}) = 0;
   virtual void DeleteAsync(std::string_view ns, std::string_view id, std::string_view key,
-                           StatusCallback done) = 0;
+                           StatusCallback done, const CallOptions& call = {}) = 0;
 
   // What the client has done so far. Never fails.
   virtual KvClientStats stats() const = 0;

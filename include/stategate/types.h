@@ -85,6 +85,11 @@ struct Mutation {
   }
 };
 
+// How much a call matters when a gateway is overloaded (README, "Admission and priority"): a gateway
+// sheds sheddable calls first and critical calls last. Sent as the request metadata
+// "stategate-priority"; a call without it gets its namespace's default_priority.
+enum class Priority { kCritical, kNormal, kSheddable };
+
 // A latency objective: the latency aimed for, and the latency past which a call has failed.
 struct LatencySlo {
   absl::Duration target = absl::ZeroDuration();

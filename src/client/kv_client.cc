@@ -110,6 +110,12 @@ class GrpcKvClient final : public KvClient {
 
   absl::StatusOr<std::vector<StoredItem>> GetItems(std::string_view ns, std::string_view id,
                                                    const Predicate& predicate) override {
+    return GetItemsWith(ns, id, predicate, CallOptions{});
+  }
+
+  absl::StatusOr<std::vector<StoredItem>> GetItemsWith(std::string_view ns, std::string_view id,
+                                                       const Predicate& predicate,
+                                                       const CallOptions& call) {
     v1::GetItemsRequest request;
     request.set_namespace_(std::string(ns));
     request.set_id(std::string(id));
@@ -119,7 +125,7 @@ class GrpcKvClient final : public KvClient {
     while (true) {
       v1::GetItemsResponse response;
       SG_RETURN_IF_ERROR(
-          Call(ns, ReadPattern(predicate), request, &response, SG_ASYNC(kv, GetItems)));
+          Call(ns, ReadPattern(predicate), request, &response, SG_ASYNC(kv, GetItems), call));
       for (const v1::Item& item : response.items()) {
         SG_ASSIGN_OR_RETURN(std::optional<StoredItem> stored, ReadItem(ns, id, item));
         if (stored.has_value()) items.push_back(*std::move(stored));
@@ -217,15 +223,16 @@ class GrpcKvClient final : public KvClient {
   }
 
   void PutAsync(std::string_view ns, std::string_view id, std::string_view key, std::string value,
-                StatusCallback done, absl::Duration ttl) override {
+                StatusCallback done, absl::Duration ttl, const CallOptions& call) override {
     std::optional<NamespaceSettings> settings = CachedSettings(ns);
     if (!settings.has_value() || !FitsInline(*settings, value.size())) {
       // The namespace's settings must be learned first (a handshake), or the value takes
       // several RPCs in order (chunks, then the commit): either way the blocking form runs
       // off this thread, so the caller never waits.
       return Offload([this, ns = std::string(ns), id = std::string(id), key = std::string(key),
-                      value = std::move(value), ttl,
-                      done = std::move(done)] { done(Put(ns, id, key, value, ttl)); });
+                      value = std::move(value), ttl, call, done = std::move(done)] {
+        done(PutViews(ns, id, {ItemView{key, value, ttl}}, call));
+      });
     }
     const IdempotencyToken token = tokens_.Next();
     v1::PutItemsRequest request;
@@ -239,11 +246,84 @@ class GrpcKvClient final : public KvClient {
     }
     CallAsync<v1::PutItemsRequest, v1::PutItemsResponse>(
         ns, AccessPattern::kWrite, std::move(request), SG_ASYNC(kv, PutItems),
-        [done = std::move(done)](absl::Status status, v1::PutItemsResponse) { done(status); });
+        [done = std::move(done)](absl::Status status, v1::PutItemsResponse) { done(status); },
+        call);
+  }
+
+  void PutItemsAsync(std::string_view ns, std::string_view id, std::vector<Item> items,
+                     StatusCallback done, const CallOptions& call) override {
+    std::optional<NamespaceSettings> settings = CachedSettings(ns);
+    const bool inline_only =
+        settings.has_value() && std::all_of(items.begin(), items.end(), [&](const Item& item) {
+          return FitsInline(*settings, item.value.size());
+        });
+    if (!inline_only) {
+      // As PutAsync: a handshake or chunks first, off this thread.
+      return Offload([this, ns = std::string(ns), id = std::string(id), items = std::move(items),
+                      call, done = std::move(done)] {
+        std::vector<ItemView> views;
+        views.reserve(items.size());
+        for (const Item& item : items) views.push_back(ItemView{item.key, item.value, item.ttl});
+        done(PutViews(ns, id, views, call));
+      });
+    }
+    const IdempotencyToken token = tokens_.Next();
+    v1::PutItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    token.ToProto(request.mutable_token());
+    for (const Item& item : items) {
+      if (absl::Status s = PrepareItem(ns, id, item.key, item.value, item.ttl, request.token(),
+                                       *settings, request.add_items());
+          !s.ok()) {
+        return done(s);
+      }
+    }
+    CallAsync<v1::PutItemsRequest, v1::PutItemsResponse>(
+        ns, AccessPattern::kWrite, std::move(request), SG_ASYNC(kv, PutItems),
+        [done = std::move(done)](absl::Status status, v1::PutItemsResponse) { done(status); },
+        call);
+  }
+
+  void GetItemsAsync(std::string_view ns, std::string_view id, Predicate predicate,
+                     ItemsCallback done, const CallOptions& call) override {
+    v1::GetItemsRequest request;
+    request.set_namespace_(std::string(ns));
+    request.set_id(std::string(id));
+    ToProto(predicate, request.mutable_predicate());
+    FillSelection(request.mutable_selection());
+    CallAsync<v1::GetItemsRequest, v1::GetItemsResponse>(
+        ns, ReadPattern(predicate), std::move(request), SG_ASYNC(kv, GetItems),
+        [this, ns = std::string(ns), id = std::string(id), predicate = std::move(predicate), call,
+         done = std::move(done)](absl::Status status, v1::GetItemsResponse response) mutable {
+          if (!status.ok()) return done(status);
+          const bool whole =
+              response.next_page_token().empty() &&
+              std::none_of(response.items().begin(), response.items().end(),
+                           [](const v1::Item& item) {
+                             return item.metadata().chunk_count() > 0 && item.value().empty();
+                           });
+          if (!whole) {
+            // More pages or chunks take more RPCs, in order: read it all off the gRPC thread.
+            return Offload([this, ns = std::move(ns), id = std::move(id),
+                            predicate = std::move(predicate), call, done = std::move(done)] {
+              done(GetItemsWith(ns, id, predicate, call));
+            });
+          }
+          std::vector<StoredItem> items;
+          items.reserve(response.items_size());
+          for (const v1::Item& item : response.items()) {
+            absl::StatusOr<std::optional<StoredItem>> stored = ReadItem(ns, id, item);
+            if (!stored.ok()) return done(stored.status());
+            if (stored->has_value()) items.push_back(**std::move(stored));
+          }
+          done(std::move(items));
+        },
+        call);
   }
 
   void GetAsync(std::string_view ns, std::string_view id, std::string_view key,
-                ValueCallback done) override {
+                ValueCallback done, const CallOptions& call) override {
     v1::GetItemsRequest request;
     request.set_namespace_(std::string(ns));
     request.set_id(std::string(id));
@@ -251,7 +331,7 @@ class GrpcKvClient final : public KvClient {
     FillSelection(request.mutable_selection());
     CallAsync<v1::GetItemsRequest, v1::GetItemsResponse>(
         ns, AccessPattern::kPointRead, std::move(request), SG_ASYNC(kv, GetItems),
-        [this, ns = std::string(ns), id = std::string(id), key = std::string(key),
+        [this, ns = std::string(ns), id = std::string(id), key = std::string(key), call,
          done = std::move(done)](absl::Status status, v1::GetItemsResponse response) mutable {
           if (!status.ok()) return done(status);
           if (response.items_size() == 0) {
@@ -262,13 +342,22 @@ class GrpcKvClient final : public KvClient {
             return done(DecodeValue(item.value(), item.metadata(), Describe(ns, id, key)));
           }
           // A chunked value takes more RPCs: fetch it off the gRPC thread.
-          Offload([this, ns = std::move(ns), id = std::move(id), key = std::move(key),
-                   done = std::move(done)] { done(Get(ns, id, key)); });
-        });
+          Offload([this, ns = std::move(ns), id = std::move(id), key = std::move(key), call,
+                   done = std::move(done)] {
+            absl::StatusOr<std::vector<StoredItem>> items =
+                GetItemsWith(ns, id, Predicate::Keys({key}), call);
+            if (!items.ok()) return done(items.status());
+            for (StoredItem& item : *items) {
+              if (item.key == key) return done(std::move(item.value));
+            }
+            done(absl::NotFoundError(absl::StrCat("no item at ", Describe(ns, id, key))));
+          });
+        },
+        call);
   }
 
   void DeleteAsync(std::string_view ns, std::string_view id, std::string_view key,
-                   StatusCallback done) override {
+                   StatusCallback done, const CallOptions& call) override {
     const IdempotencyToken token = tokens_.Next();
     v1::DeleteItemsRequest request;
     request.set_namespace_(std::string(ns));
@@ -277,7 +366,8 @@ class GrpcKvClient final : public KvClient {
     token.ToProto(request.mutable_token());
     CallAsync<v1::DeleteItemsRequest, v1::DeleteItemsResponse>(
         ns, AccessPattern::kWrite, std::move(request), SG_ASYNC(kv, DeleteItems),
-        [done = std::move(done)](absl::Status status, v1::DeleteItemsResponse) { done(status); });
+        [done = std::move(done)](absl::Status status, v1::DeleteItemsResponse) { done(status); },
+        call);
   }
 
   absl::StatusOr<std::vector<Record>> ScanAll(std::string_view ns) override {
@@ -298,7 +388,7 @@ class GrpcKvClient final : public KvClient {
   };
 
   absl::Status PutViews(std::string_view ns, std::string_view id,
-                        const std::vector<ItemView>& items) {
+                        const std::vector<ItemView>& items, const CallOptions& call = {}) {
     SG_ASSIGN_OR_RETURN(const NamespaceSettings settings, Settings(ns));
     const IdempotencyToken token = tokens_.Next();
     v1::PutItemsRequest request;
@@ -312,7 +402,7 @@ class GrpcKvClient final : public KvClient {
     v1::PutItemsResponse response;
     const AccessPattern pattern =
         CommitsChunks(request.items()) ? AccessPattern::kChunk : AccessPattern::kWrite;
-    return Call(ns, pattern, std::move(request), &response, SG_ASYNC(kv, PutItems));
+    return Call(ns, pattern, std::move(request), &response, SG_ASYNC(kv, PutItems), call);
   }
 
   // Committing a chunked value makes the server read and hash all of it: bulk work, not
@@ -329,10 +419,16 @@ class GrpcKvClient final : public KvClient {
   template <typename Request, typename Response>
   void CallAsync(std::string_view ns, AccessPattern pattern, Request request,
                  std::type_identity_t<AsyncRpc<Request, Response>> rpc,
-                 std::function<void(absl::Status, Response)> done) {
+                 std::function<void(absl::Status, Response)> done, const CallOptions& call = {}) {
+    if (call.timeout < absl::ZeroDuration()) {
+      return done(absl::InvalidArgumentError(absl::StrCat(
+          "CallOptions.timeout must not be negative, got ", absl::FormatDuration(call.timeout))),
+                  Response{});
+    }
     CallSpec spec;
     spec.pattern = pattern;
-    spec.timeout = options_.timeout;
+    spec.timeout = call.timeout > absl::ZeroDuration() ? call.timeout : options_.timeout;
+    spec.priority = call.priority.has_value() ? call.priority : options_.priority;
     if (!ns.empty() && pattern != AccessPattern::kChunk) {
       absl::MutexLock lock(&mu_);
       auto it = settings_.find(AsAbsl(ns));
@@ -364,7 +460,8 @@ class GrpcKvClient final : public KvClient {
   // CallAsync, waited for.
   template <typename Request, typename Response>
   absl::Status Call(std::string_view ns, AccessPattern pattern, Request request, Response* response,
-                    std::type_identity_t<AsyncRpc<Request, Response>> rpc) {
+                    std::type_identity_t<AsyncRpc<Request, Response>> rpc,
+                    const CallOptions& call = {}) {
     absl::Notification done;
     absl::Status result;
     CallAsync<Request, Response>(ns, pattern, std::move(request), std::move(rpc),
@@ -372,7 +469,8 @@ class GrpcKvClient final : public KvClient {
                                    result = std::move(status);
                                    *response = std::move(winner);
                                    done.Notify();
-                                 });
+                                 },
+                                 call);
     done.WaitForNotification();
     return result;
   }

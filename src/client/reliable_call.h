@@ -40,6 +40,7 @@
 #include "src/common/clock.h"
 #include "src/common/delay_queue.h"
 #include "src/common/grpc_status.h"
+#include "src/common/priority.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
@@ -70,6 +71,8 @@ struct CallSpec {
   absl::Duration slo_target = absl::ZeroDuration();
   // Latencies of this namespace × pattern, for the hedge delay; may be null (no hedge).
   reliability::LatencyTracker* latencies = nullptr;
+  // Sent with every attempt; unset: the gateway applies the namespace's default.
+  std::optional<Priority> priority;
 };
 
 class ReliableCaller {
@@ -254,6 +257,9 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
                                      : absl::ZeroDuration();
     const absl::Duration left = deadline_ - caller_->clock_->Now();
     attempt->ctx.set_deadline(absl::ToChronoTime(absl::Now() + left + grace));
+    if (spec_.priority.has_value()) {
+      attempt->ctx.AddMetadata(kPriorityMetadataKey, std::string(PriorityName(*spec_.priority)));
+    }
     attempt->started = caller_->clock_->Now();
     endpoint->load->OnStart();
     caller_->counters_.attempts++;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "stategate/types.h"
 
 namespace stategate {
 
@@ -42,6 +43,26 @@ struct CacheConfig {
   absl::Duration ttl = absl::Seconds(60);
 };
 
+// How a gateway admits the namespace's calls (README, "Admission and priority"): an adaptive limit on
+// the calls running at once, a bounded queue in priority order behind it, and what a shed
+// call is told.
+struct AdmissionConfig {
+  std::string limiter = "gradient2";  // aimd | vegas | gradient2 | none
+  int initial_limit = 32;
+  int min_limit = 8;
+  int max_limit = 512;
+  // Calls waiting for a slot; when full, the lowest tier waiting is shed first.
+  int max_queue = 256;
+  // A call that has waited this long for a slot is shed (it could not meet its SLO).
+  absl::Duration max_queue_wait = absl::Milliseconds(50);
+  // What a shed call is told to wait before it retries (grpc-retry-pushback-ms).
+  absl::Duration retry_pushback = absl::Milliseconds(100);
+  // The priority of calls that do not send one.
+  Priority default_priority = Priority::kNormal;
+
+  friend bool operator==(const AdmissionConfig&, const AdmissionConfig&) = default;
+};
+
 struct NamespaceConfig {
   std::string name;
   std::string abstraction = "kv";
@@ -50,6 +71,7 @@ struct NamespaceConfig {
   // redis-cluster: a write is acknowledged once this many replicas have it.
   int replicas_ack = 0;
   CacheConfig cache;
+  AdmissionConfig admission;
   Slo point_read{absl::Milliseconds(10), absl::Milliseconds(100)};
   Slo range_read{absl::Milliseconds(50), absl::Milliseconds(500)};
   Slo write{absl::Milliseconds(20), absl::Milliseconds(200)};

@@ -12,6 +12,7 @@
 #include <shared_mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -109,7 +110,22 @@ class NodePool {
 
   const std::string& address() const { return address_; }
 
+  // Counts a call to the slots this node serves, unless `max` (> 0) are in flight already.
+  bool TryEnter(int max) {
+    if (max <= 0) return true;
+    int now = calls_.load(std::memory_order_relaxed);
+    do {
+      if (now >= max) return false;
+    } while (!calls_.compare_exchange_weak(now, now + 1, std::memory_order_relaxed));
+    return true;
+  }
+  void Leave(int max) {
+    if (max > 0) calls_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  int calls() const { return calls_.load(std::memory_order_relaxed); }
+
  private:
+  std::atomic<int> calls_{0};
   const std::string address_;
   const ClusterOptions& options_;
   std::string host_;
@@ -202,6 +218,19 @@ class ClusterClientImpl final : public ClusterClient {
     const int slot = KeySlot(hash_key);
     const absl::Time give_up = absl::Now() + options_.retry_window;
     pipelines_.fetch_add(1, std::memory_order_relaxed);
+    // The bulkhead: a shard that stalls or fails over holds at most max_calls_per_shard of
+    // the caller's threads; the rest are refused at once and stay free for other shards.
+    NodePool* shard = OwnerOf(slot);
+    if (shard != nullptr && !shard->TryEnter(options_.max_calls_per_shard)) {
+      shard_refusals_.fetch_add(1, std::memory_order_relaxed);
+      return absl::UnavailableError(absl::StrCat(
+          "redis-cluster: the master of slot ", slot, " (", shard->address(), ") already has ",
+          options_.max_calls_per_shard,
+          " calls in flight (max_calls_per_shard): it is slow or failing over"));
+    }
+    absl::Cleanup leave = [this, shard] {
+      if (shard != nullptr) shard->Leave(options_.max_calls_per_shard);
+    };
     std::string ask_address;
     absl::Duration backoff = absl::Milliseconds(5);
     absl::Status last = absl::UnavailableError("redis-cluster: no attempt made");
@@ -277,6 +306,7 @@ class ClusterClientImpl final : public ClusterClient {
     s.retries = retries_.load();
     s.topology_refreshes = refreshes_.load();
     s.connects = connects_.load();
+    s.shard_refusals = shard_refusals_.load();
     return s;
   }
 
@@ -400,7 +430,8 @@ class ClusterClientImpl final : public ClusterClient {
   std::mutex refresh_mu_;
   absl::Time last_refresh_ = absl::InfinitePast();  // guarded by refresh_mu_
 
-  std::atomic<int64_t> pipelines_{0}, moved_{0}, asks_{0}, retries_{0}, refreshes_{0}, connects_{0};
+  std::atomic<int64_t> pipelines_{0}, moved_{0}, asks_{0}, retries_{0}, refreshes_{0}, connects_{0},
+      shard_refusals_{0};
 };
 
 }  // namespace

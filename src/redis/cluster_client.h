@@ -61,6 +61,10 @@ struct ClusterOptions {
   absl::Duration retry_window = absl::Seconds(8);
   // Idle connections kept per node.
   int max_idle_per_node = 64;
+  // Calls in flight to one shard (the master owning the key's slot when the call began,
+  // retries included); a call beyond it fails UNAVAILABLE at once. The bulkhead between
+  // shards for callers with a fixed number of threads. 0 = no limit.
+  int max_calls_per_shard = 0;
 };
 
 struct ClusterStats {
@@ -70,6 +74,7 @@ struct ClusterStats {
   int64_t retries = 0;  // TRYAGAIN, CLUSTERDOWN, LOADING, connection failures
   int64_t topology_refreshes = 0;
   int64_t connects = 0;
+  int64_t shard_refusals = 0;  // calls refused by max_calls_per_shard
 };
 
 class ClusterClient {

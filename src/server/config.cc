@@ -9,7 +9,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include "absl/strings/str_cat.h"
+#include "src/common/priority.h"
 #include "src/common/status_macros.h"
+#include "src/server/admission.h"
 
 namespace stategate::server {
 namespace {
@@ -121,6 +123,25 @@ absl::StatusOr<FaultSpec> ParseFaults(Fields& parent) {
   return spec;
 }
 
+absl::Status ParseAdmission(Fields& parent, AdmissionConfig& admission) {
+  Fields fields(parent.Get("admission"), parent.Path("admission"));
+  SG_RETURN_IF_ERROR(fields.CheckMap());
+  SG_RETURN_IF_ERROR(fields.Read("limiter", admission.limiter));
+  SG_RETURN_IF_ERROR(fields.Read("initial_limit", admission.initial_limit));
+  SG_RETURN_IF_ERROR(fields.Read("min_limit", admission.min_limit));
+  SG_RETURN_IF_ERROR(fields.Read("max_limit", admission.max_limit));
+  SG_RETURN_IF_ERROR(fields.Read("max_queue", admission.max_queue));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("max_queue_wait", admission.max_queue_wait));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("retry_pushback", admission.retry_pushback));
+  std::string priority;
+  SG_RETURN_IF_ERROR(fields.Read("default_priority", priority));
+  if (!priority.empty()) {
+    SG_ASSIGN_OR_RETURN(admission.default_priority,
+                        ParsePriority(priority, fields.Path("default_priority")));
+  }
+  return fields.CheckNoUnknown();
+}
+
 struct ParsedNamespace {
   NamespaceConfig ns;
   std::optional<FaultSpec> faults;  // set when the namespace has a `faults:` field
@@ -149,6 +170,8 @@ absl::StatusOr<ParsedNamespace> ParseNamespace(const YAML::Node& node, const std
   }
   SG_RETURN_IF_ERROR(storage.Read("replicas_ack", ns.replicas_ack));
   SG_RETURN_IF_ERROR(storage.CheckNoUnknown());
+
+  SG_RETURN_IF_ERROR(ParseAdmission(fields, ns.admission));
 
   Fields cache(fields.Get("cache"), fields.Path("cache"));
   SG_RETURN_IF_ERROR(cache.CheckMap());
@@ -230,6 +253,9 @@ absl::Status ValidateNamespace(const NamespaceConfig& ns) {
     return absl::InvalidArgumentError(
         absl::StrCat(at, "storage.replicas_ack applies to engine redis-cluster only"));
   }
+  if (absl::Status admission = ValidateAdmission(ns.admission); !admission.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(at, admission.message()));
+  }
   if (ns.cache.engine != "none" && ns.cache.engine != "memcached") {
     return absl::InvalidArgumentError(
         absl::StrCat(at, "cache.engine '", ns.cache.engine, "' must be none or memcached"));
@@ -297,6 +323,12 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return absl::InvalidArgumentError(
         "redis_cluster.replicas_ack_timeout, retry_window and purge_interval must be > 0");
   }
+  if (config.redis_cluster.max_calls_per_shard < 0 ||
+      config.redis_cluster.max_calls_per_shard > config.worker_threads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "redis_cluster.max_calls_per_shard must be in [0, worker_threads = ",
+        config.worker_threads, "], got ", config.redis_cluster.max_calls_per_shard));
+  }
   if (config.memcached.op_timeout <= absl::ZeroDuration() ||
       config.memcached.op_timeout > absl::Seconds(1)) {
     return absl::InvalidArgumentError("memcached.op_timeout must be in (0, 1s]");
@@ -353,6 +385,7 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml) {
       redis.ReadDuration("replicas_ack_timeout", config.redis_cluster.replicas_ack_timeout));
   SG_RETURN_IF_ERROR(redis.ReadDuration("retry_window", config.redis_cluster.retry_window));
   SG_RETURN_IF_ERROR(redis.ReadDuration("purge_interval", config.redis_cluster.purge_interval));
+  SG_RETURN_IF_ERROR(redis.Read("max_calls_per_shard", config.redis_cluster.max_calls_per_shard));
   SG_RETURN_IF_ERROR(redis.CheckNoUnknown());
   Fields memcached(fields.Get("memcached"), "config.memcached");
   SG_RETURN_IF_ERROR(memcached.CheckMap());

@@ -3,6 +3,7 @@
 // is documented in config/stategate.example.yaml) or made from command-line defaults.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,6 +22,11 @@ struct RedisClusterConfig {
   absl::Duration replicas_ack_timeout = absl::Seconds(5);
   // How long a call keeps retrying while the cluster fails over before it fails.
   absl::Duration retry_window = absl::Seconds(8);
+  // Calls in flight to one shard from this gateway; past it a call fails UNAVAILABLE at
+  // once, so that a stalled shard cannot take every redis-cluster worker. 0 = no limit,
+  // the default: while engine calls still hold a worker, the limit also turns a failover's
+  // short wait into errors for that shard's calls (issue 11 makes the engine asynchronous).
+  int max_calls_per_shard = 0;
   // How often a gateway removes expired items and tombstones past their grace from its
   // redis-cluster namespaces (RocksDB does it while compacting).
   absl::Duration purge_interval = absl::Minutes(10);

@@ -66,6 +66,24 @@ TEST(ConfigTest, ExampleConfigInTheRepositoryIsValid) {
   EXPECT_TRUE(config.ok()) << config.status();
 }
 
+TEST(ConfigTest, ParsesAdmission) {
+  auto config = ParseConfig(R"(
+namespaces:
+  - name: a
+    admission: {limiter: vegas, initial_limit: 10, max_limit: 100, max_queue: 7,
+                max_queue_wait: 20ms, retry_pushback: 250ms, default_priority: sheddable}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const AdmissionConfig& admission = config->namespaces[0].admission;
+  EXPECT_EQ(admission.limiter, "vegas");
+  EXPECT_EQ(admission.initial_limit, 10);
+  EXPECT_EQ(admission.max_limit, 100);
+  EXPECT_EQ(admission.max_queue, 7);
+  EXPECT_EQ(admission.max_queue_wait, absl::Milliseconds(20));
+  EXPECT_EQ(admission.retry_pushback, absl::Milliseconds(250));
+  EXPECT_EQ(admission.default_priority, Priority::kSheddable);
+}
+
 TEST(ConfigTest, ParsesFaultsPerNamespace) {
   auto config = ParseConfig(R"(
 namespaces:
@@ -160,6 +178,12 @@ TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
        "must fit in limits.max_request_bytes"},
       {"max_clock_skew: 2h", "tombstone_grace must be >= max_clock_skew"},
       {"namespaces: {name: a}", "must be a list"},
+      {"namespaces: [{name: a, admission: {default_priority: urgent}}]",
+       "admission.default_priority must be critical, normal or sheddable"},
+      {"namespaces: [{name: a, admission: {max_queue: -1}}]", "admission.max_queue must be >= 0"},
+      {"namespaces: [{name: a, admission: {limiter: fifo}}]", "admission (limiter"},
+      {"namespaces: [{name: a, admission: {queue: 3}}]", "admission.queue is not a known field"},
+      {"redis_cluster: {max_calls_per_shard: 99}", "max_calls_per_shard must be in [0"},
       {"[unclosed", "not valid YAML"},
       {"namespaces: [{name: a, faults: {latency: {delay: 1s, jitter: 2}}}]",
        "config.namespaces[0].faults.latency.jitter is not a known field"},

@@ -37,6 +37,7 @@ absl::StatusOr<storage::StorageEngine*> Engines::Backing(const std::string& engi
       storage::RedisClusterEngineOptions options;
       options.cluster.seeds = config_.redis_cluster.seeds;
       options.cluster.retry_window = config_.redis_cluster.retry_window;
+      options.cluster.max_calls_per_shard = config_.redis_cluster.max_calls_per_shard;
       options.clock = clock_;
       options.tombstone_grace = config_.tombstone_grace;
       options.replicas_ack_timeout = config_.redis_cluster.replicas_ack_timeout;

@@ -16,13 +16,13 @@
 #include "src/common/worker_pool.h"
 #include "src/kv/kv_store.h"
 #include "src/server/admin_service.h"
+#include "src/server/admission.h"
+#include "src/server/control_service.h"
+#include "src/server/engine_pools.h"
 #include "src/server/engines.h"
 #include "src/server/faults.h"
+#include "src/server/kv_service.h"
 #include "src/server/namespaces.h"
-#include "src/server/pushback.h"
-#include "src/server/wire_messages.h"
-#include "stategate/v1/control.grpc.pb.h"
-#include "stategate/v1/kv.grpc.pb.h"
 
 namespace stategate::server {
 namespace {
@@ -32,205 +32,8 @@ namespace {
 constexpr int kMaxReceiveBytes = 80 << 20;
 // How long calls that arrive during the last moments of a drain may still take.
 constexpr absl::Duration kShutdownGrace = absl::Milliseconds(200);
-
-// The KeyValue service over gRPC's raw callback methods: every request is parsed here
-// (bad bytes are INVALID_ARGUMENT; see wire_messages.h).
-using RawKeyValueService = v1::KeyValue::WithRawCallbackMethod_PutItems<
-    v1::KeyValue::WithRawCallbackMethod_GetItems<v1::KeyValue::WithRawCallbackMethod_DeleteItems<
-        v1::KeyValue::WithRawCallbackMethod_MutateItems<
-            v1::KeyValue::WithRawCallbackMethod_ScanItems<
-                v1::KeyValue::WithRawCallbackMethod_PutChunk<
-                    v1::KeyValue::WithRawCallbackMethod_GetChunk<v1::KeyValue::Service>>>>>>>;
-
-// Runs each KeyValue call on the worker pool against the namespace set current at arrival,
-// after the faults drawn for it (when fault injection is on): a delay waits on the delay
-// queue, not on a worker; an injected error finishes the call without running it. Every
-// call passes the same checks before its method runs (Run): deadline, namespace, and the
-// request limits every call shares.
-class KvService final : public RawKeyValueService {
- public:
-  // `faults` and `delays` are null without fault injection.
-  KvService(kv::KvStore* store, Namespaces* namespaces, WorkerPool* pool, FaultInjector* faults,
-            DelayQueue* delays)
-      : store_(store), namespaces_(namespaces), pool_(pool), faults_(faults), delays_(delays) {}
-
-  grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                     grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite);
-  }
-  grpc::ServerUnaryReactor* GetItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                     grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead);
-  }
-  grpc::ServerUnaryReactor* DeleteItems(grpc::CallbackServerContext* ctx,
-                                        const grpc::ByteBuffer* req,
-                                        grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite);
-  }
-  grpc::ServerUnaryReactor* MutateItems(grpc::CallbackServerContext* ctx,
-                                        const grpc::ByteBuffer* req,
-                                        grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite);
-  }
-  grpc::ServerUnaryReactor* ScanItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                      grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead);
-  }
-  grpc::ServerUnaryReactor* PutChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                     grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite);
-  }
-  grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                     grpc::ByteBuffer* resp) override {
-    return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead);
-  }
-
- private:
-  template <typename Request, typename Response>
-  using Method = absl::StatusOr<Response> (kv::KvStore::*)(const NamespaceConfig&, const Request&);
-
-  // A call's parsed request, and its size as it arrived.
-  template <typename Request>
-  struct Parsed {
-    Request request;
-    size_t wire_bytes = 0;
-  };
-
-  template <typename Request, typename Response>
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
-                                  const grpc::ByteBuffer* request_bytes,
-                                  grpc::ByteBuffer* response_bytes,
-                                  Method<Request, Response> method, Access access) {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    CallStarted();
-    auto parsed = std::make_shared<Parsed<Request>>();
-    parsed->wire_bytes = request_bytes->Length();
-    if (absl::Status status = ParseRequest(*request_bytes, parsed->request); !status.ok()) {
-      ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(namespaces_->Current()->version));
-      reactor->Finish(ToGrpcStatus(status));
-      CallFinished();
-      return reactor;
-    }
-    auto submit = [=, this] {
-      pool_->Submit([=, this] {
-        std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
-        ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
-        absl::StatusOr<Response> response = Run(*set, ctx, *parsed, method);
-        absl::Status status = response.status();
-        if (status.ok()) status = SerializeResponse(*response, *response_bytes);
-        reactor->Finish(ToGrpcStatus(status));
-        CallFinished();
-      });
-    };
-    if (faults_ == nullptr) {
-      submit();
-      return reactor;
-    }
-    FaultDecision decision = faults_->Decide(parsed->request.namespace_(), access);
-    std::function<void()> next = submit;
-    if (decision.error.has_value()) {
-      next = [this, ctx, reactor, decision] { FinishInjected(ctx, reactor, decision); };
-    }
-    if (decision.delay > absl::ZeroDuration()) {
-      delays_->Schedule(decision.delay, std::move(next));
-    } else {
-      next();
-    }
-    return reactor;
-  }
-
-  // Finishes a call with its injected error, as a real one would be finished.
-  void FinishInjected(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
-                      const FaultDecision& decision) {
-    ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(namespaces_->Current()->version));
-    if (decision.error->code() == absl::StatusCode::kResourceExhausted) {
-      SetRetryPushback(*ctx, decision.retry_pushback);
-    }
-    reactor->Finish(ToGrpcStatus(*decision.error));
-    CallFinished();
-  }
-
-  void CallStarted() {
-    absl::MutexLock lock(&calls_mu_);
-    ++calls_in_flight_;
-  }
-  void CallFinished() {
-    absl::MutexLock lock(&calls_mu_);
-    --calls_in_flight_;
-  }
-
- public:
-  // Waits until no call is in flight, or `timeout`; false on timeout.
-  bool WaitIdle(absl::Duration timeout) {
-    absl::MutexLock lock(&calls_mu_);
-    return calls_mu_.AwaitWithTimeout(absl::Condition(
-                                          +[](int* n) { return *n == 0; }, &calls_in_flight_),
-                                      timeout);
-  }
-
- private:
-  template <typename Request, typename Response>
-  absl::StatusOr<Response> Run(const NamespaceSet& set, grpc::CallbackServerContext* ctx,
-                               const Parsed<Request>& parsed, Method<Request, Response> method) {
-    // Work whose caller has given up is dropped, not done.
-    if (ctx->IsCancelled() || ctx->deadline() < std::chrono::system_clock::now()) {
-      return absl::DeadlineExceededError("the call's deadline passed before it was run");
-    }
-    const NamespaceConfig* ns = set.Find(parsed.request.namespace_());
-    if (ns == nullptr) {
-      return absl::NotFoundError(absl::StrCat("namespace ", QuoteInput(parsed.request.namespace_()),
-                                              " is not served here"));
-    }
-    SG_RETURN_IF_ERROR(kv::CheckRequestBytes(*ns, parsed.wire_bytes));
-    return (store_->*method)(*ns, parsed.request);
-  }
-
-  kv::KvStore* const store_;
-  Namespaces* const namespaces_;
-  WorkerPool* const pool_;
-  FaultInjector* const faults_;
-  DelayQueue* const delays_;
-  absl::Mutex calls_mu_;
-  int calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;
-};
-
-// Handshake is answered on the gRPC thread: it only copies an immutable snapshot.
-class ControlService final : public v1::Control::CallbackService {
- public:
-  ControlService(Namespaces* namespaces, Clock* clock) : namespaces_(namespaces), clock_(clock) {}
-
-  grpc::ServerUnaryReactor* Handshake(grpc::CallbackServerContext* ctx,
-                                      const v1::HandshakeRequest* request,
-                                      v1::HandshakeResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    std::shared_ptr<const NamespaceSet> set = namespaces_->Current();
-    ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(set->version));
-    if (request->namespaces().empty()) {
-      *response = set->handshake;
-    } else {
-      response->set_config_version(set->version);
-      response->set_max_clock_skew_us(set->handshake.max_clock_skew_us());
-      for (const std::string& name : request->namespaces()) {
-        auto it =
-            std::find_if(set->handshake.namespaces().begin(), set->handshake.namespaces().end(),
-                         [&](const v1::NamespaceInfo& info) { return info.name() == name; });
-        if (it == set->handshake.namespaces().end()) {
-          reactor->Finish(ToGrpcStatus(absl::NotFoundError(
-              absl::StrCat("namespace ", QuoteInput(name), " is not served here"))));
-          return reactor;
-        }
-        *response->add_namespaces() = *it;
-      }
-    }
-    response->set_server_time_us(clock_->NowMicros());
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
- private:
-  Namespaces* const namespaces_;
-  Clock* const clock_;
-};
+// Admin calls are rare; Pause holds one thread for its duration.
+constexpr int kAdminThreads = 2;
 
 class GatewayImpl final : public Gateway {
  public:
@@ -258,7 +61,15 @@ class GatewayImpl final : public Gateway {
     namespaces_ =
         std::make_unique<Namespaces>(MakeNamespaceSet(config.namespaces, config.max_clock_skew));
 
-    pool_ = std::make_unique<WorkerPool>(config.worker_threads);
+    // Admission's timers run on their own queue: they only refuse calls, never wait.
+    timers_ = std::make_unique<DelayQueue>();
+    admissions_ = std::make_unique<Admissions>(
+        Clock::Real(), [timers = timers_.get()](absl::Duration delay, std::function<void()> task) {
+          timers->Schedule(delay, std::move(task));
+        });
+    pools_ = std::make_unique<EnginePools>(std::vector<std::string>{"rocksdb", "redis-cluster"},
+                                           config.worker_threads);
+    admin_pool_ = std::make_unique<WorkerPool>(kAdminThreads);
     if (options_.fault_injection) {
       faults_ = std::make_unique<FaultInjector>();
       faults_->ReplaceAll(config.faults);
@@ -268,10 +79,11 @@ class GatewayImpl final : public Gateway {
         spdlog::warn("fault injection: namespace {}: {}", name, DescribeFaults(spec));
       }
     }
-    kv_service_ = std::make_unique<KvService>(store_.get(), namespaces_.get(), pool_.get(),
-                                              faults_.get(), delays_.get());
+    kv_service_ = std::make_unique<KvService>(store_.get(), namespaces_.get(), admissions_.get(),
+                                              pools_.get(), faults_.get(), delays_.get());
     control_service_ = std::make_unique<ControlService>(namespaces_.get(), options_.clock);
-    admin_service_ = std::make_unique<AdminService>(faults_.get(), namespaces_.get(), pool_.get());
+    admin_service_ =
+        std::make_unique<AdminService>(faults_.get(), namespaces_.get(), admin_pool_.get());
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -344,7 +156,10 @@ class GatewayImpl final : public Gateway {
     stop_gc_.Notify();
     if (gc_thread_.joinable()) gc_thread_.join();
     delays_.reset();  // empty: Stop ran everything, and no call arrives after Shutdown
-    pool_.reset();    // runs what was queued, then joins
+    pools_.reset();   // runs what was queued (and what its calls' slots start), then joins
+    admin_pool_.reset();
+    admissions_.reset();  // nothing waits in them: every admitted call has run
+    timers_.reset();
     server_.reset();
     store_.reset();
     if (engines_ != nullptr) {
@@ -382,6 +197,7 @@ class GatewayImpl final : public Gateway {
         }
       }
       for (const std::string& line : engines_->CacheReport()) spdlog::info("{}", line);
+      for (const std::string& line : admissions_->Report()) spdlog::info("{}", line);
       if (absl::Now() >= next_purge) {
         next_purge = absl::Now() + options_.config.redis_cluster.purge_interval;
         if (absl::Status purged = engines_->PurgeExpired(); !purged.ok()) {
@@ -395,7 +211,10 @@ class GatewayImpl final : public Gateway {
   std::unique_ptr<Engines> engines_;
   std::unique_ptr<kv::KvStore> store_;
   std::unique_ptr<Namespaces> namespaces_;
-  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<DelayQueue> timers_;  // admission's queue-wait timers
+  std::unique_ptr<Admissions> admissions_;
+  std::unique_ptr<EnginePools> pools_;
+  std::unique_ptr<WorkerPool> admin_pool_;  // Admin.Pause runs here
   std::unique_ptr<FaultInjector> faults_;  // null without fault injection
   std::unique_ptr<DelayQueue> delays_;     // null without fault injection
   std::unique_ptr<KvService> kv_service_;

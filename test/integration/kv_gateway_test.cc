@@ -394,6 +394,22 @@ TEST_F(GatewayTest, PagesFollowTheNamespaceDefaultPageSize) {
   EXPECT_EQ(pages, 4);
 }
 
+TEST_F(GatewayTest, ACallsPriorityComesFromItsMetadataAndABadOneIsNamed) {
+  for (const char* priority : {"critical", "normal", "sheddable"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("stategate-priority", priority);
+    EXPECT_TRUE(Put("default", "prio", "k", "v", Token(priority[0]), &ctx).ok()) << priority;
+  }
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("stategate-priority", "urgent");
+  const grpc::Status status = Put("default", "prio", "k", "v", Token('u'), &ctx);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("stategate-priority"), std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("critical, normal or sheddable"), std::string::npos)
+      << status.error_message();
+}
+
 TEST_F(GatewayTest, StandardHealthServiceReportsServing) {
   // grpc.health.v1.HealthCheckRequest{service: ""} is the empty message.
   auto [status, bytes] = CallRaw("/grpc.health.v1.Health/Check", "");

@@ -1,0 +1,47 @@
+// The wire form of a call's Priority (stategate/types.h): the request metadata key and the
+// names that config files and the metadata use. One home for both, so the client that sends
+// a priority and the gateway that reads it cannot disagree.
+#pragma once
+
+#include <array>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "src/common/quote.h"
+#include "stategate/types.h"
+
+namespace stategate {
+
+inline constexpr char kPriorityMetadataKey[] = "stategate-priority";
+inline constexpr int kPriorityTiers = 3;
+// Every tier, the most important first (the order a gateway admits them in).
+inline constexpr std::array<Priority, kPriorityTiers> kAllPriorities = {
+    Priority::kCritical, Priority::kNormal, Priority::kSheddable};
+
+// 0 for critical .. 2 for sheddable.
+inline int PriorityRank(Priority priority) { return static_cast<int>(priority); }
+
+inline absl::string_view PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kCritical:
+      return "critical";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kSheddable:
+      return "sheddable";
+  }
+  return "normal";
+}
+
+// The priority named `name`; INVALID_ARGUMENT naming `field` and the names allowed.
+inline absl::StatusOr<Priority> ParsePriority(absl::string_view name, absl::string_view field) {
+  for (Priority priority : kAllPriorities) {
+    if (name == PriorityName(priority)) return priority;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(field, " must be critical, normal or sheddable, got ",
+                                                 QuoteInput(name)));
+}
+
+}  // namespace stategate

@@ -1,0 +1,214 @@
+#include "src/server/kv_service.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/grpc_status.h"
+#include "src/common/priority.h"
+#include "src/common/quote.h"
+#include "src/common/status_macros.h"
+#include "src/server/pushback.h"
+#include "src/server/wire_messages.h"
+
+namespace stategate::server {
+namespace {
+
+// What a call's answer tells its namespace's concurrency limit.
+Admission::Slot::Outcome OutcomeOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kOutOfRange:
+      return Admission::Slot::Outcome::kServed;  // answered: its latency is the signal
+    case absl::StatusCode::kDeadlineExceeded:
+      return Admission::Slot::Outcome::kDropped;  // too slow: overload
+    default:
+      return Admission::Slot::Outcome::kIgnored;  // the engine's trouble, not our load
+  }
+}
+
+// The call's priority: its metadata's, else the namespace's default.
+absl::StatusOr<Priority> PriorityOf(const grpc::CallbackServerContext& ctx,
+                                    const NamespaceConfig& ns) {
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find(kPriorityMetadataKey);
+  if (it == metadata.end()) return ns.admission.default_priority;
+  return ParsePriority(absl::string_view(it->second.data(), it->second.size()),
+                       absl::StrCat("metadata ", kPriorityMetadataKey));
+}
+
+}  // namespace
+
+// One call on its way through the request path; shared by the steps that carry it on.
+template <typename Request>
+struct KvService::Call {
+  grpc::CallbackServerContext* ctx = nullptr;
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  grpc::ByteBuffer* response_bytes = nullptr;
+  Request request;
+  std::shared_ptr<const NamespaceSet> set;  // current at arrival; holds `ns`
+  const NamespaceConfig* ns = nullptr;
+  Priority priority = Priority::kNormal;
+};
+
+grpc::ServerUnaryReactor* KvService::PutItems(grpc::CallbackServerContext* ctx,
+                                              const grpc::ByteBuffer* req,
+                                              grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite);
+}
+grpc::ServerUnaryReactor* KvService::GetItems(grpc::CallbackServerContext* ctx,
+                                              const grpc::ByteBuffer* req,
+                                              grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead);
+}
+grpc::ServerUnaryReactor* KvService::DeleteItems(grpc::CallbackServerContext* ctx,
+                                                 const grpc::ByteBuffer* req,
+                                                 grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite);
+}
+grpc::ServerUnaryReactor* KvService::MutateItems(grpc::CallbackServerContext* ctx,
+                                                 const grpc::ByteBuffer* req,
+                                                 grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite);
+}
+grpc::ServerUnaryReactor* KvService::ScanItems(grpc::CallbackServerContext* ctx,
+                                               const grpc::ByteBuffer* req,
+                                               grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead);
+}
+grpc::ServerUnaryReactor* KvService::PutChunk(grpc::CallbackServerContext* ctx,
+                                              const grpc::ByteBuffer* req,
+                                              grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite);
+}
+grpc::ServerUnaryReactor* KvService::GetChunk(grpc::CallbackServerContext* ctx,
+                                              const grpc::ByteBuffer* req,
+                                              grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead);
+}
+
+// Step 1, on the gRPC thread, then step 2.
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
+                                           const grpc::ByteBuffer* request_bytes,
+                                           grpc::ByteBuffer* response_bytes,
+                                           Method<Request, Response> method, Access access) {
+  CallStarted();
+  auto call = std::make_shared<Call<Request>>();
+  call->ctx = ctx;
+  call->reactor = ctx->DefaultReactor();
+  call->response_bytes = response_bytes;
+  call->set = namespaces_->Current();
+  ctx->AddTrailingMetadata(kConfigVersionKey, std::to_string(call->set->version));
+  absl::Status checked = [&]() -> absl::Status {
+    SG_RETURN_IF_ERROR(ParseRequest(*request_bytes, call->request));
+    call->ns = call->set->Find(call->request.namespace_());
+    if (call->ns == nullptr) {
+      return absl::NotFoundError(absl::StrCat("namespace ", QuoteInput(call->request.namespace_()),
+                                              " is not served here"));
+    }
+    SG_RETURN_IF_ERROR(kv::CheckRequestBytes(*call->ns, request_bytes->Length()));
+    SG_ASSIGN_OR_RETURN(call->priority, PriorityOf(*ctx, *call->ns));
+    return absl::OkStatus();
+  }();
+  if (!checked.ok()) {
+    Finish(call->reactor, checked);
+    return call->reactor;
+  }
+  if (faults_ == nullptr) {
+    Admit(call, method);
+    return call->reactor;
+  }
+  FaultDecision decision = faults_->Decide(call->request.namespace_(), access);
+  std::function<void()> next = [this, call, method] { Admit(call, method); };
+  if (decision.error.has_value()) {
+    next = [this, call, decision] {
+      if (decision.error->code() == absl::StatusCode::kResourceExhausted) {
+        SetRetryPushback(*call->ctx, decision.retry_pushback);
+      }
+      Finish(call->reactor, *decision.error);
+    };
+  }
+  if (decision.delay > absl::ZeroDuration()) {
+    delays_->Schedule(decision.delay, std::move(next));
+  } else {
+    next();
+  }
+  return call->reactor;
+}
+
+// Step 3: the namespace's admission starts the call, queues it, or sheds it.
+template <typename Request, typename Response>
+void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method) {
+  absl::StatusOr<std::shared_ptr<Admission>> admission = admissions_->For(*call->ns);
+  if (!admission.ok()) {
+    Finish(call->reactor, absl::InternalError(absl::StrCat("admission: ", admission.status().message())));
+    return;
+  }
+  (*admission)->Submit(
+      call->priority, absl::FromChrono(call->ctx->deadline()),
+      [this, call, method](Admission::Slot slot) { RunOnEngine(call, std::move(slot), method); },
+      [this, call](absl::Status status, absl::Duration pushback) {
+        if (absl::IsResourceExhausted(status)) SetRetryPushback(*call->ctx, pushback);
+        Finish(call->reactor, status);
+      });
+}
+
+// Steps 4 and 5, on the engine's pool.
+template <typename Request, typename Response>
+void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
+                            Method<Request, Response> method) {
+  WorkerPool* pool = pools_->For(call->ns->engine);
+  if (pool == nullptr) {
+    slot.Finish(Admission::Slot::Outcome::kIgnored);
+    Finish(call->reactor,
+           absl::InternalError(absl::StrCat("no worker pool for engine ", call->ns->engine)));
+    return;
+  }
+  auto held = std::make_shared<Admission::Slot>(std::move(slot));
+  pool->Submit([this, call, held, method] {
+    // Work whose caller has given up is dropped, not done.
+    if (call->ctx->IsCancelled()) {
+      held->Finish(Admission::Slot::Outcome::kIgnored);
+      Finish(call->reactor, absl::CancelledError("the caller cancelled the call"));
+      return;
+    }
+    if (call->ctx->deadline() < std::chrono::system_clock::now()) {
+      held->Finish(Admission::Slot::Outcome::kDropped);
+      Finish(call->reactor, absl::DeadlineExceededError(
+                                "the call's deadline passed while it waited for its engine"));
+      return;
+    }
+    absl::StatusOr<Response> response = (store_->*method)(*call->ns, call->request);
+    absl::Status status = response.status();
+    held->Finish(OutcomeOf(status));
+    if (status.ok()) status = SerializeResponse(*response, *call->response_bytes);
+    Finish(call->reactor, status);
+  });
+}
+
+void KvService::CallStarted() {
+  absl::MutexLock lock(&calls_mu_);
+  ++calls_in_flight_;
+}
+
+void KvService::Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status));
+  absl::MutexLock lock(&calls_mu_);
+  --calls_in_flight_;
+}
+
+bool KvService::WaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&calls_mu_);
+  return calls_mu_.AwaitWithTimeout(
+      absl::Condition(+[](int* n) { return *n == 0; }, &calls_in_flight_), timeout);
+}
+
+}  // namespace stategate::server

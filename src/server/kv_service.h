@@ -1,0 +1,99 @@
+// KvService: the stategate.v1.KeyValue gRPC service, the request path of every Key-Value
+// call (README, "Admission and priority"), in this order:
+//   1. On the gRPC thread: parse the request (bad bytes are INVALID_ARGUMENT; see
+//      wire_messages.h), find its namespace in the set current at arrival, apply the
+//      request limits every call shares, and read its priority (metadata
+//      "stategate-priority", else the namespace's default_priority).
+//   2. Faults, when fault injection is on: a delay waits on the delay queue, not on a
+//      thread; an injected error finishes the call without running it.
+//   3. Admission (admission.h): the namespace's concurrency limit and priority queue admit
+//      the call, or shed it at once with RESOURCE_EXHAUSTED and retry pushback.
+//   4. The engine: the call runs on its engine's own pool (engine_pools.h), unless its
+//      caller gave up or its deadline passed while it waited.
+//   5. The answer, with the config version in the trailing metadata.
+// Thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "src/common/delay_queue.h"
+#include "src/kv/kv_store.h"
+#include "src/server/admission.h"
+#include "src/server/engine_pools.h"
+#include "src/server/faults.h"
+#include "src/server/namespaces.h"
+#include "stategate/v1/kv.grpc.pb.h"
+
+namespace stategate::server {
+
+// The KeyValue service over gRPC's raw callback methods, so that every request is parsed
+// by us and its wire size is known.
+using RawKeyValueService = v1::KeyValue::WithRawCallbackMethod_PutItems<
+    v1::KeyValue::WithRawCallbackMethod_GetItems<v1::KeyValue::WithRawCallbackMethod_DeleteItems<
+        v1::KeyValue::WithRawCallbackMethod_MutateItems<
+            v1::KeyValue::WithRawCallbackMethod_ScanItems<
+                v1::KeyValue::WithRawCallbackMethod_PutChunk<
+                    v1::KeyValue::WithRawCallbackMethod_GetChunk<v1::KeyValue::Service>>>>>>>;
+
+class KvService final : public RawKeyValueService {
+ public:
+  // `faults` and `delays` are null without fault injection.
+  KvService(kv::KvStore* store, Namespaces* namespaces, Admissions* admissions,
+            EnginePools* pools, FaultInjector* faults, DelayQueue* delays)
+      : store_(store), namespaces_(namespaces), admissions_(admissions), pools_(pools),
+        faults_(faults), delays_(delays) {}
+
+  grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* GetItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* DeleteItems(grpc::CallbackServerContext* ctx,
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* MutateItems(grpc::CallbackServerContext* ctx,
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* ScanItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* PutChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override;
+
+  // Waits until no call is in flight, or `timeout`; false on timeout.
+  bool WaitIdle(absl::Duration timeout);
+
+ private:
+  template <typename Request, typename Response>
+  using Method = absl::StatusOr<Response> (kv::KvStore::*)(const NamespaceConfig&, const Request&);
+  template <typename Request>
+  struct Call;
+
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                  const grpc::ByteBuffer* request_bytes,
+                                  grpc::ByteBuffer* response_bytes,
+                                  Method<Request, Response> method, Access access);
+  template <typename Request, typename Response>
+  void Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method);
+  template <typename Request, typename Response>
+  void RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
+                   Method<Request, Response> method);
+
+  // Finishes a call, and counts it out.
+  void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status);
+  void CallStarted();
+
+  kv::KvStore* const store_;
+  Namespaces* const namespaces_;
+  Admissions* const admissions_;
+  EnginePools* const pools_;
+  FaultInjector* const faults_;
+  DelayQueue* const delays_;
+  absl::Mutex calls_mu_;
+  int calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;
+};
+
+}  // namespace stategate::server
