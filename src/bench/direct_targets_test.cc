@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -26,6 +28,31 @@
 
 namespace stategate::bench {
 namespace {
+
+// SIGSTOPs `pid` and waits (up to 1 s) until every one of its threads has stopped: kill()
+// returns before a thread running on another core reaches the stop, and a multi-threaded
+// server (memcached) could otherwise still answer the next request.
+bool StopAndWait(pid_t pid) {
+  if (::kill(pid, SIGSTOP) != 0) return false;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  while (absl::Now() < give_up) {
+    bool all_stopped = true;
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+      std::ifstream in(task.path() / "stat");
+      std::string line;
+      std::getline(in, line);
+      const size_t close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') {
+        all_stopped = false;
+      }
+    }
+    if (!error && all_stopped) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return false;
+}
 
 using ::testing::ElementsAreArray;
 using ::testing::UnorderedElementsAreArray;
@@ -418,7 +445,7 @@ TEST_F(RedisTargetTest, APausedServerTimesOutAndTheDestructorWaits) {
   ASSERT_NE(target, nullptr);
   ASSERT_TRUE(RunOp(*target, Op(OpKind::kInsert, "user1", FieldsOf(1))).ok());
 
-  ASSERT_EQ(::kill(server_->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(StopAndWait(server_->pid()));
   const absl::Time start = absl::Now();
   const absl::Status status = RunOp(*target, Op(OpKind::kRead, "user1"));
   EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
@@ -592,7 +619,7 @@ TEST_F(MemcachedTargetTest, APausedServerTimesOut) {
   std::unique_ptr<Target> target = Connect(2, options);
   ASSERT_NE(target, nullptr);
   ASSERT_TRUE(RunOp(*target, Op(OpKind::kInsert, "user1", FieldsOf(1))).ok());
-  ASSERT_EQ(::kill(server_->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(StopAndWait(server_->pid()));
   const absl::Time start = absl::Now();
   const absl::Status status = RunOp(*target, Op(OpKind::kRead, "user1"));
   EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
