@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "RocksDB directory (default ./stategate-data)");
   app.add_option("--redis-cluster", redis_cluster,
                  "HOST:PORT[,HOST:PORT...] of Redis Cluster nodes; without --config, namespace "
-                 "'default' lives there (replicas_ack: 1)");
+                 "'default' lives there (replicas_ack: 1, replica_shortfall: degrade)");
   app.add_option("--memcached", memcached,
                  "HOST:PORT of a memcached; without --config, a look-aside cache in front of "
                  "namespace 'default' (ttl 60s)");
@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
     if (!redis_cluster.empty()) {
       ns.engine = "redis-cluster";
       ns.replicas_ack = 1;
+      // A shard whose master was lost keeps taking writes on its promoted replica.
+      ns.replica_shortfall = stategate::ReplicaShortfall::kDegrade;
     }
     if (!memcached.empty()) ns.cache.engine = "memcached";
   } else {

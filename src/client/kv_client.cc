@@ -24,6 +24,7 @@
 #include "src/common/checksum.h"
 #include "src/common/grpc_status.h"
 #include "src/common/lz4_codec.h"
+#include "src/common/metadata_keys.h"
 #include "src/common/quote.h"
 #include "src/common/status_macros.h"
 #include "src/common/worker_pool.h"
@@ -36,9 +37,6 @@ namespace {
 
 // absl::string_view is not std::string_view in this Abseil build.
 absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-// Trailing metadata key carrying the server's config version (control.proto).
-constexpr char kConfigVersionKey[] = "stategate-config-version";
 
 std::string Describe(std::string_view ns, std::string_view id, std::string_view key) {
   return absl::StrCat("namespace ", QuoteInput(AsAbsl(ns)), " id ", QuoteInput(AsAbsl(id)), " key ",
@@ -224,30 +222,9 @@ class GrpcKvClient final : public KvClient {
 
   void PutAsync(std::string_view ns, std::string_view id, std::string_view key, std::string value,
                 StatusCallback done, absl::Duration ttl, const CallOptions& call) override {
-    std::optional<NamespaceSettings> settings = CachedSettings(ns);
-    if (!settings.has_value() || !FitsInline(*settings, value.size())) {
-      // The namespace's settings must be learned first (a handshake), or the value takes
-      // several RPCs in order (chunks, then the commit): either way the blocking form runs
-      // off this thread, so the caller never waits.
-      return Offload([this, ns = std::string(ns), id = std::string(id), key = std::string(key),
-                      value = std::move(value), ttl, call, done = std::move(done)] {
-        done(PutViews(ns, id, {ItemView{key, value, ttl}}, call));
-      });
-    }
-    const IdempotencyToken token = tokens_.Next();
-    v1::PutItemsRequest request;
-    request.set_namespace_(std::string(ns));
-    request.set_id(std::string(id));
-    token.ToProto(request.mutable_token());
-    if (absl::Status s =
-            PrepareItem(ns, id, key, value, ttl, request.token(), *settings, request.add_items());
-        !s.ok()) {
-      return done(s);
-    }
-    CallAsync<v1::PutItemsRequest, v1::PutItemsResponse>(
-        ns, AccessPattern::kWrite, std::move(request), SG_ASYNC(kv, PutItems),
-        [done = std::move(done)](absl::Status status, v1::PutItemsResponse) { done(status); },
-        call);
+    std::vector<Item> items;
+    items.push_back(Item{std::string(key), std::move(value), ttl});
+    PutItemsAsync(ns, id, std::move(items), std::move(done), call);
   }
 
   void PutItemsAsync(std::string_view ns, std::string_view id, std::vector<Item> items,
@@ -258,7 +235,9 @@ class GrpcKvClient final : public KvClient {
           return FitsInline(*settings, item.value.size());
         });
     if (!inline_only) {
-      // As PutAsync: a handshake or chunks first, off this thread.
+      // The namespace's settings must be learned first (a handshake), or a value takes
+      // several RPCs in order (chunks, then the commit): either way the blocking form runs
+      // off this thread, so the caller never waits.
       return Offload([this, ns = std::string(ns), id = std::string(id), items = std::move(items),
                       call, done = std::move(done)] {
         std::vector<ItemView> views;

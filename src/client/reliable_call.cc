@@ -1,5 +1,8 @@
 #include "src/client/reliable_call.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/numbers.h"
 
 namespace stategate::client {
@@ -43,19 +46,45 @@ ReliableCaller::~ReliableCaller() {
   pause_detector_.Stop();
 }
 
+bool ReliableCaller::Usable(const Endpoint& endpoint) const {
+  if (clock_->NowMicros() < endpoint.avoid_until_us.load()) return false;
+  return endpoint.channel == nullptr ||
+         endpoint.channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_TRANSIENT_FAILURE;
+}
+
 size_t ReliableCaller::PickEndpoint(std::optional<size_t> exclude) {
   const size_t n = endpoints_.size();
   if (n == 1) return 0;
+  // The candidates, by index into endpoints_: the usable ones. If none is, those whose
+  // draining notice is oldest: in a rolling restart, the ones most likely back by now.
+  std::vector<size_t> candidates;
+  candidates.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (Usable(*endpoints_[i])) candidates.push_back(i);
+  }
+  if (candidates.empty()) {
+    int64_t oldest = std::numeric_limits<int64_t>::max();
+    for (const auto& endpoint : endpoints_) oldest = std::min(oldest, endpoint->avoid_until_us.load());
+    for (size_t i = 0; i < n; ++i) {
+      if (endpoints_[i]->avoid_until_us.load() <= oldest) candidates.push_back(i);
+    }
+  }
+  // `exclude` as a position among the candidates (none if it is not one).
+  std::optional<size_t> skip;
+  if (exclude.has_value()) {
+    auto it = std::find(candidates.begin(), candidates.end(), *exclude);
+    if (it != candidates.end()) skip = static_cast<size_t>(it - candidates.begin());
+  }
   if (!options_.load_balancing) {
-    size_t next = round_robin_.fetch_add(1) % n;
-    if (exclude.has_value() && next == *exclude) next = (next + 1) % n;
-    return next;
+    size_t next = round_robin_.fetch_add(1) % candidates.size();
+    if (skip.has_value() && next == *skip) next = (next + 1) % candidates.size();
+    return candidates[next];
   }
   std::vector<reliability::EndpointLoad*> loads;
-  loads.reserve(n);
-  for (const auto& endpoint : endpoints_) loads.push_back(endpoint->load.get());
+  loads.reserve(candidates.size());
+  for (size_t i : candidates) loads.push_back(endpoints_[i]->load.get());
   absl::MutexLock lock(&rng_mu_);
-  return reliability::PickTwo(loads, rng_, exclude);
+  return candidates[reliability::PickTwo(loads, rng_, skip)];
 }
 
 absl::Duration ReliableCaller::BackoffDelay(int retry) {

@@ -11,7 +11,9 @@
 //   - retries of retryable codes (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED) with exponential
 //     backoff and full jitter, the server's pushback honoured, within a retry budget;
 //   - GC-tolerant timeouts: when the call's deadline passes while this process was paused,
-//     the answer already on its way gets a grace before the call fails.
+//     the answer already on its way gets a grace before the call fails;
+//   - draining gateways: one whose answer carries kDrainingKey, or whose channel is in
+//     TRANSIENT_FAILURE, gets no new attempt while another endpoint is usable.
 // Every attempt of a logical call sends the same request, so the same idempotency token.
 //
 // Thread-safe. Completion callbacks run on gRPC or timer threads and must not block.
@@ -40,6 +42,7 @@
 #include "src/common/clock.h"
 #include "src/common/delay_queue.h"
 #include "src/common/grpc_status.h"
+#include "src/common/metadata_keys.h"
 #include "src/common/priority.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/control.grpc.pb.h"
@@ -55,7 +58,13 @@ struct Endpoint {
   std::unique_ptr<v1::Control::Stub> control;
   std::unique_ptr<reliability::EndpointLoad> load;
   std::unique_ptr<reliability::ConcurrencyLimiter> limiter;
+  // Until when (unix µs) new attempts go elsewhere: the gateway said it is draining.
+  std::atomic<int64_t> avoid_until_us{0};
 };
+
+// How long a gateway that said it is draining gets no new attempts while others remain: its
+// notice, its shutdown, and a restart (after which its channel reconnects).
+inline constexpr absl::Duration kDrainingAvoidance = absl::Seconds(5);
 
 // kChunk is a chunk of a large value: a bulk transfer, neither hedged nor held to an SLO.
 enum class AccessPattern { kPointRead, kRangeRead, kWrite, kChunk };
@@ -119,8 +128,11 @@ class ReliableCaller {
   template <typename Response>
   class LogicalCall;
 
-  // Picks the endpoint of a new attempt, never `exclude` if another exists.
+  // Picks the endpoint of a new attempt among the usable ones (all, if none is), never
+  // `exclude` if another exists.
   size_t PickEndpoint(std::optional<size_t> exclude);
+  // Not draining and not known to be unreachable.
+  bool Usable(const Endpoint& endpoint) const;
   absl::Duration BackoffDelay(int retry);
   static bool Retryable(grpc::StatusCode code);
   // How long the server asked us to wait (grpc-retry-pushback-ms), if it did.
@@ -304,6 +316,10 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       if (status.ok() && spec_.latencies != nullptr) spec_.latencies->Record(elapsed);
     }
     if (attempt.hedge) caller_->hedge_budget_.Release();
+    if (attempt.ctx.GetServerTrailingMetadata().count(kDrainingKey) > 0) {
+      endpoint.avoid_until_us.store(
+          absl::ToUnixMicros(caller_->clock_->Now() + kDrainingAvoidance));
+    }
   }
 
   void OnAttemptDone(Attempt* attempt, const grpc::Status& status) {

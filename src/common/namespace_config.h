@@ -21,6 +21,13 @@ enum class Durability {
   kAsync,  // acknowledged once in the engine's memory and log buffer
 };
 
+// What a redis-cluster write does when its shard has fewer live replicas than replicas_ack
+// (README, "When replicas are missing").
+enum class ReplicaShortfall {
+  kRefuse,   // it waits for replicas_ack replicas, then fails UNAVAILABLE
+  kDegrade,  // it is acknowledged once every live replica has it, and counted and logged
+};
+
 struct NamespaceLimits {
   int64_t max_key_bytes = 4096;           // ids and item keys
   int64_t max_value_bytes = 64LL << 20;   // a whole value, chunked or not
@@ -70,6 +77,7 @@ struct NamespaceConfig {
   Durability durability = Durability::kSync;
   // redis-cluster: a write is acknowledged once this many replicas have it.
   int replicas_ack = 0;
+  ReplicaShortfall replica_shortfall = ReplicaShortfall::kRefuse;
   CacheConfig cache;
   AdmissionConfig admission;
   Slo point_read{absl::Milliseconds(10), absl::Milliseconds(100)};

@@ -1,20 +1,20 @@
-// The wire form of a call's Priority (stategate/types.h): the request metadata key and the
-// names that config files and the metadata use. One home for both, so the client that sends
-// a priority and the gateway that reads it cannot disagree.
+// The wire form of a call's Priority (stategate/types.h): the names that config files and
+// the metadata (kPriorityMetadataKey, metadata_keys.h) use. One home, so the client that
+// sends a priority and the gateway that reads it cannot disagree.
 #pragma once
 
 #include <array>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "src/common/metadata_keys.h"
 #include "src/common/quote.h"
 #include "stategate/types.h"
 
 namespace stategate {
 
-inline constexpr char kPriorityMetadataKey[] = "stategate-priority";
 inline constexpr int kPriorityTiers = 3;
 // Every tier, the most important first (the order a gateway admits them in).
 inline constexpr std::array<Priority, kPriorityTiers> kAllPriorities = {

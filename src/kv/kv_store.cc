@@ -343,6 +343,7 @@ absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
   write.ops = std::move(ops);
   write.sync = ns.durability == Durability::kSync;
   write.replicas_ack = ns.replicas_ack;
+  write.accept_fewer_live_replicas = ns.replica_shortfall == ReplicaShortfall::kDegrade;
   return engine_->Write(write);
 }
 
@@ -701,6 +702,7 @@ absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns
   write.ops.push_back(storage::PutOp{ChunkIndexKey(request.index()), request.data(), 0});
   write.sync = ns.durability == Durability::kSync;
   write.replicas_ack = ns.replicas_ack;  // the commit that refers to it relies on it
+  write.accept_fewer_live_replicas = ns.replica_shortfall == ReplicaShortfall::kDegrade;
   SG_RETURN_IF_ERROR(engine_->Write(write));
   return v1::PutChunkResponse();
 }

@@ -4,11 +4,15 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <initializer_list>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "src/common/priority.h"
 #include "src/common/status_macros.h"
 #include "src/server/admission.h"
@@ -59,6 +63,28 @@ class Fields {
           absl::StrCat(Path(key), ": '", text, "' is not a duration (e.g. 250ms, 10s, 1h)"));
     }
     return absl::OkStatus();
+  }
+
+  // One of a fixed set of names, read as its value; `out` keeps its default when absent.
+  template <typename E>
+  absl::Status ReadChoice(const std::string& key,
+                          std::initializer_list<std::pair<const char*, E>> choices, E& out) {
+    std::string text;
+    SG_RETURN_IF_ERROR(Read(key, text));
+    if (!Get(key)) return absl::OkStatus();
+    std::vector<std::string> names;
+    for (const auto& [name, value] : choices) {
+      if (text == name) {
+        out = value;
+        return absl::OkStatus();
+      }
+      names.push_back(name);
+    }
+    // "a or b", "a, b or c"
+    const std::string last = names.back();
+    names.pop_back();
+    const std::string list = names.empty() ? last : absl::StrCat(absl::StrJoin(names, ", "), " or ", last);
+    return absl::InvalidArgumentError(absl::StrCat(Path(key), ": '", text, "' is not ", list));
   }
 
   absl::Status CheckNoUnknown() const {
@@ -158,17 +184,13 @@ absl::StatusOr<ParsedNamespace> ParseNamespace(const YAML::Node& node, const std
   Fields storage(fields.Get("storage"), fields.Path("storage"));
   SG_RETURN_IF_ERROR(storage.CheckMap());
   SG_RETURN_IF_ERROR(storage.Read("engine", ns.engine));
-  std::string durability = "sync";
-  SG_RETURN_IF_ERROR(storage.Read("durability", durability));
-  if (durability == "sync") {
-    ns.durability = Durability::kSync;
-  } else if (durability == "async") {
-    ns.durability = Durability::kAsync;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(storage.Path("durability"), ": '", durability, "' is not sync or async"));
-  }
+  SG_RETURN_IF_ERROR(storage.ReadChoice(
+      "durability", {{"sync", Durability::kSync}, {"async", Durability::kAsync}}, ns.durability));
   SG_RETURN_IF_ERROR(storage.Read("replicas_ack", ns.replicas_ack));
+  SG_RETURN_IF_ERROR(storage.ReadChoice(
+      "replica_shortfall",
+      {{"refuse", ReplicaShortfall::kRefuse}, {"degrade", ReplicaShortfall::kDegrade}},
+      ns.replica_shortfall));
   SG_RETURN_IF_ERROR(storage.CheckNoUnknown());
 
   SG_RETURN_IF_ERROR(ParseAdmission(fields, ns.admission));
@@ -253,6 +275,10 @@ absl::Status ValidateNamespace(const NamespaceConfig& ns) {
     return absl::InvalidArgumentError(
         absl::StrCat(at, "storage.replicas_ack applies to engine redis-cluster only"));
   }
+  if (ns.replica_shortfall == ReplicaShortfall::kDegrade && ns.engine != "redis-cluster") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(at, "storage.replica_shortfall applies to engine redis-cluster only"));
+  }
   if (absl::Status admission = ValidateAdmission(ns.admission); !admission.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(at, admission.message()));
   }
@@ -310,6 +336,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.tombstone_grace < config.max_clock_skew) {
     return absl::InvalidArgumentError(
         "tombstone_grace must be >= max_clock_skew, or a late retry could resurrect deleted data");
+  }
+  if (config.drain_notice < absl::ZeroDuration() || config.drain_notice > absl::Minutes(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "drain_notice must be in [0s, 1m], got ", absl::FormatDuration(config.drain_notice)));
   }
   if (config.max_clock_skew <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_clock_skew must be > 0");
@@ -375,6 +405,7 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::string& yaml) {
   SG_RETURN_IF_ERROR(fields.ReadDuration("max_clock_skew", config.max_clock_skew));
   SG_RETURN_IF_ERROR(fields.ReadDuration("tombstone_grace", config.tombstone_grace));
   SG_RETURN_IF_ERROR(fields.ReadDuration("chunk_gc_interval", config.chunk_gc_interval));
+  SG_RETURN_IF_ERROR(fields.ReadDuration("drain_notice", config.drain_notice));
   SG_RETURN_IF_ERROR(fields.ReadDuration("drain_timeout", config.drain_timeout));
   SG_RETURN_IF_ERROR(fields.Read("worker_threads", config.worker_threads));
   SG_RETURN_IF_ERROR(fields.Read("page_token_secret", config.page_token_secret));

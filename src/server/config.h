@@ -48,7 +48,10 @@ struct ServerConfig {
   absl::Duration tombstone_grace = absl::Hours(1);
   // How often abandoned chunks are collected.
   absl::Duration chunk_gc_interval = absl::Seconds(30);
-  // How long SIGTERM waits for in-flight calls before cancelling them.
+  // How long SIGTERM keeps serving, with every answer saying the gateway is draining, while
+  // clients move to other gateways (it ends sooner once calls stop arriving).
+  absl::Duration drain_notice = absl::Seconds(2);
+  // How long SIGTERM then waits for in-flight calls before cancelling them.
   absl::Duration drain_timeout = absl::Seconds(10);
   // Threads that run calls (engine work may block on disk).
   int worker_threads = 16;

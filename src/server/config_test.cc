@@ -137,7 +137,7 @@ redis_cluster: {seeds: [127.0.0.1:7000, 127.0.0.1:7001], replicas_ack_timeout: 2
 memcached: {address: 127.0.0.1:11211, op_timeout: 20ms}
 namespaces:
   - name: users
-    storage: {engine: redis-cluster, replicas_ack: 2}
+    storage: {engine: redis-cluster, replicas_ack: 2, replica_shortfall: degrade}
     cache: {engine: memcached, ttl: 5m}
   - name: local
 )");
@@ -151,11 +151,13 @@ namespaces:
   const NamespaceConfig& users = config->namespaces[0];
   EXPECT_EQ(users.engine, "redis-cluster");
   EXPECT_EQ(users.replicas_ack, 2);
+  EXPECT_EQ(users.replica_shortfall, ReplicaShortfall::kDegrade);
   EXPECT_EQ(users.cache.engine, "memcached");
   EXPECT_EQ(users.cache.ttl, absl::Minutes(5));
   const NamespaceConfig& local = config->namespaces[1];
   EXPECT_EQ(local.engine, "rocksdb");
   EXPECT_EQ(local.replicas_ack, 0);
+  EXPECT_EQ(local.replica_shortfall, ReplicaShortfall::kRefuse);
   EXPECT_EQ(local.cache.engine, "none");
 }
 
@@ -177,6 +179,7 @@ TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
       {"namespaces: [{name: a, client: {chunk_bytes: 8388608}}]",
        "must fit in limits.max_request_bytes"},
       {"max_clock_skew: 2h", "tombstone_grace must be >= max_clock_skew"},
+      {"drain_notice: 2m", "drain_notice must be in [0s, 1m], got 2m"},
       {"namespaces: {name: a}", "must be a list"},
       {"namespaces: [{name: a, admission: {default_priority: urgent}}]",
        "admission.default_priority must be critical, normal or sheddable"},
@@ -208,6 +211,11 @@ TEST(ConfigTest, RejectsWhatItDoesNotUnderstand) {
       {"redis_cluster: {seeds: [h:1]}\n"
        "namespaces: [{name: a, storage: {engine: redis-cluster, replicas_ack: 9}}]",
        "namespace a: storage.replicas_ack must be in [0, 5]"},
+      {"redis_cluster: {seeds: [h:1]}\n"
+       "namespaces: [{name: a, storage: {engine: redis-cluster, replica_shortfall: wait}}]",
+       "config.namespaces[0].storage.replica_shortfall: 'wait' is not refuse or degrade"},
+      {"namespaces: [{name: a, storage: {replica_shortfall: degrade}}]",
+       "namespace a: storage.replica_shortfall applies to engine redis-cluster only"},
       {"namespaces: [{name: a, cache: {engine: redis}}]",
        "cache.engine 'redis' must be none or memcached"},
       {"namespaces: [{name: a, cache: {ttl: 0s}}]", "namespace a: cache.ttl must be in [1s, 720h]"},

@@ -107,7 +107,7 @@ absl::Status Engines::PurgeExpired() {
   return absl::OkStatus();
 }
 
-std::vector<std::string> Engines::CacheReport() const {
+std::vector<std::string> Engines::Report() const {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> lines;
   for (const auto& [name, entry] : caches_) {
@@ -115,6 +115,9 @@ std::vector<std::string> Engines::CacheReport() const {
     lines.push_back(absl::StrCat("cache ", name, ": hits=", s.hits, " misses=", s.misses,
                                  " fills=", s.fills, " bypassed=", s.bypassed_reads,
                                  " suspensions=", s.suspensions));
+  }
+  if (redis_ != nullptr) {
+    lines.push_back(absl::StrCat("redis-cluster: degraded_writes=", redis_->DegradedWrites()));
   }
   return lines;
 }

@@ -38,8 +38,9 @@ class Engines {
   // do not do it on their own (redis-cluster; RocksDB does it while compacting).
   [[nodiscard]] absl::Status PurgeExpired();
 
-  // One line per cached namespace: hits, misses, fills, bypasses.
-  std::vector<std::string> CacheReport() const;
+  // One line per cached namespace (hits, misses, fills, bypasses), and one for Redis Cluster
+  // when it is open (writes acknowledged with fewer replicas than replicas_ack).
+  std::vector<std::string> Report() const;
 
  private:
   absl::StatusOr<storage::StorageEngine*> Backing(const std::string& engine);

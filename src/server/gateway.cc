@@ -30,6 +30,8 @@ namespace {
 // Requests above every namespace's own limit are refused by gRPC itself; our per-namespace
 // check (which names the limit) sees everything up to this.
 constexpr int kMaxReceiveBytes = 80 << 20;
+// A drain's notice ends once no call has arrived for this long: the clients have moved.
+constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
 // How long calls that arrive during the last moments of a drain may still take.
 constexpr absl::Duration kShutdownGrace = absl::Milliseconds(200);
 // Admin calls are rare; Pause holds one thread for its duration.
@@ -139,14 +141,26 @@ class GatewayImpl final : public Gateway {
 
   void Drain() override {
     if (draining_.exchange(true)) return;
-    spdlog::info("draining: health NOT_SERVING, waiting up to {} for in-flight calls",
-                 absl::FormatDuration(options_.config.drain_timeout));
+    spdlog::info(
+        "draining: health NOT_SERVING and responses say so for up to {} while clients leave, "
+        "then up to {} for in-flight calls",
+        absl::FormatDuration(options_.config.drain_notice),
+        absl::FormatDuration(options_.config.drain_timeout));
     // Delayed calls go on at once: a drain does not wait out injected latency.
     if (delays_ != nullptr) delays_->Stop();
     if (server_ != nullptr) {
+      // First the notice: calls are still served, each answer tells its client to go
+      // elsewhere, and it ends once none has arrived for kDrainQuiet. Clients with other
+      // gateways thus leave before this one refuses anything.
       server_->GetHealthCheckService()->SetServingStatus(false);
-      // Let the calls in flight finish, then stop at once: gRPC's own Shutdown(deadline)
-      // would also wait out the deadline for clients that merely keep a connection open.
+      kv_service_->StartDraining();
+      if (!kv_service_->WaitQuiet(kDrainQuiet, options_.config.drain_notice)) {
+        spdlog::info("drain: calls still arriving after the notice of {}",
+                     absl::FormatDuration(options_.config.drain_notice));
+      }
+      // Then let the calls in flight finish, and stop at once (GOAWAY): gRPC's own
+      // Shutdown(deadline) would also wait out the deadline for clients that merely keep a
+      // connection open.
       if (!kv_service_->WaitIdle(options_.config.drain_timeout)) {
         spdlog::warn("drain: calls still in flight after {}; cancelling them",
                      absl::FormatDuration(options_.config.drain_timeout));
@@ -163,7 +177,7 @@ class GatewayImpl final : public Gateway {
     server_.reset();
     store_.reset();
     if (engines_ != nullptr) {
-      for (const std::string& line : engines_->CacheReport()) spdlog::info("{}", line);
+      for (const std::string& line : engines_->Report()) spdlog::info("{}", line);
     }
     engines_.reset();  // closes the database last
     drained_.Notify();
@@ -196,7 +210,7 @@ class GatewayImpl final : public Gateway {
           spdlog::info("collected {} abandoned chunk sets in {}", *removed, name);
         }
       }
-      for (const std::string& line : engines_->CacheReport()) spdlog::info("{}", line);
+      for (const std::string& line : engines_->Report()) spdlog::info("{}", line);
       for (const std::string& line : admissions_->Report()) spdlog::info("{}", line);
       if (absl::Now() >= next_purge) {
         next_purge = absl::Now() + options_.config.redis_cluster.purge_interval;

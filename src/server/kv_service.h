@@ -16,6 +16,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "src/common/delay_queue.h"
@@ -62,6 +64,12 @@ class KvService final : public RawKeyValueService {
   grpc::ServerUnaryReactor* GetChunk(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
                                      grpc::ByteBuffer* resp) override;
 
+  // From now on every response carries kDrainingKey: clients with other gateways move
+  // their next calls there.
+  void StartDraining() { draining_.store(true); }
+  // Waits until no call has arrived for `quiet` (the clients have moved), or `timeout`;
+  // false on timeout. Runs on the draining thread; calls go on meanwhile.
+  bool WaitQuiet(absl::Duration quiet, absl::Duration timeout);
   // Waits until no call is in flight, or `timeout`; false on timeout.
   bool WaitIdle(absl::Duration timeout);
 
@@ -92,8 +100,10 @@ class KvService final : public RawKeyValueService {
   EnginePools* const pools_;
   FaultInjector* const faults_;
   DelayQueue* const delays_;
+  std::atomic<bool> draining_{false};
   absl::Mutex calls_mu_;
   int calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;
+  absl::Time last_arrival_ ABSL_GUARDED_BY(calls_mu_) = absl::InfinitePast();
 };
 
 }  // namespace stategate::server

@@ -53,7 +53,8 @@ std::shared_ptr<const NamespaceSet> MakeNamespaceSet(const std::vector<Namespace
   for (const auto& [name, ns] : set->by_name) {
     canonical += ns.engine;
     canonical += ns.durability == Durability::kSync ? "sync" : "async";
-    canonical += absl::StrCat("|", ns.replicas_ack, "|", ns.cache.engine, "|",
+    canonical += absl::StrCat("|", ns.replicas_ack, "|", static_cast<int>(ns.replica_shortfall),
+                              "|", ns.cache.engine, "|",
                               absl::ToInt64Milliseconds(ns.cache.ttl));
   }
   set->version = Xxh64(canonical);

@@ -8,13 +8,11 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "src/common/metadata_keys.h"
 #include "src/common/namespace_config.h"
 #include "stategate/v1/control.pb.h"
 
 namespace stategate::server {
-
-// The trailing metadata key every response of every service carries the version in.
-inline constexpr char kConfigVersionKey[] = "stategate-config-version";
 
 // One immutable version of the namespace set.
 struct NamespaceSet {

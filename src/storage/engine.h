@@ -67,6 +67,9 @@ struct RecordWrite {
   // Engines with replicas: acknowledged only once this many replicas have the write;
   // UNAVAILABLE (maybe applied; retry with the same version) if they do not in time.
   int replicas_ack = 0;
+  // When fewer than replicas_ack replicas are live: acknowledge once every live one has the
+  // write (and count it as degraded) instead of failing.
+  bool accept_fewer_live_replicas = false;
 };
 
 // A live item as read back: never a tombstone, never expired, never covered by a newer
@@ -150,6 +153,10 @@ class StorageEngine {
   [[nodiscard]] virtual absl::StatusOr<TableSlice> Scan(const std::string& table,
                                                         const std::optional<ScanPosition>& after,
                                                         const ReadLimits& limits) = 0;
+
+  // Writes acknowledged by fewer replicas than they asked for (accept_fewer_live_replicas)
+  // since the engine opened. Engines without replicas have none.
+  [[nodiscard]] virtual int64_t DegradedWrites() const { return 0; }
 };
 
 }  // namespace stategate::storage

@@ -23,6 +23,7 @@ class StorageEngineWrapper : public StorageEngine {
   bool HasTable(const std::string& table) const override { return target_->HasTable(table); }
   absl::Status Write(const RecordWrite& write) override { return target_->Write(write); }
   absl::Status Purge(const std::string& table) override { return target_->Purge(table); }
+  int64_t DegradedWrites() const override { return target_->DegradedWrites(); }
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
     return target_->Read(table, record_id, span, limits);

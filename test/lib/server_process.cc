@@ -20,6 +20,11 @@ ServerProcess::~ServerProcess() = default;  // ~ChildProcess SIGKILLs and reaps
 
 bool ServerProcess::Start(absl::Duration timeout) {
   port_ = FreePort();
+  return Restart(timeout);
+}
+
+bool ServerProcess::Restart(absl::Duration timeout) {
+  child_.reset();  // reaps an exited child (SIGKILLs one still running)
   testbed::ChildProcessOptions options;
   options.binary = binary_;
   options.args = args_;

@@ -24,8 +24,11 @@ class ServerProcess {
   ServerProcess(std::string binary, std::vector<std::string> args, std::string log_path);
   ~ServerProcess();  // SIGKILLs the child if it still runs
 
-  // Starts the child and waits until it answers Handshake. False on timeout or exit.
+  // Starts the child on a free port and waits until it answers Handshake. False on timeout
+  // or exit.
   bool Start(absl::Duration timeout = absl::Seconds(20));
+  // As Start, on the port of the last start (after the child exited): a restart in place.
+  bool Restart(absl::Duration timeout = absl::Seconds(20));
   // Sends `signal` to the child.
   void Signal(int signal);
   // Waits for the child to exit; its exit status as waitpid reports it, or -1 on timeout.

@@ -1,6 +1,7 @@
 #include "src/storage/redis/redis_engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <random>
 
@@ -13,6 +14,7 @@
 #include "src/common/status_macros.h"
 #include "src/storage/record_merge.h"
 #include "src/storage/redis/lua_scripts.h"
+#include "spdlog/spdlog.h"
 
 namespace stategate::storage {
 namespace {
@@ -26,6 +28,7 @@ constexpr size_t kCellHeader = 19;  // flag, version time, expires, nonce length
 constexpr int64_t kIdBatch = 64;    // record ids listed at a time by scans and purges
 // One WAIT of a write that waits for replicas; it repeats until replicas_ack_timeout.
 constexpr absl::Duration kWaitSlice = absl::Milliseconds(250);
+constexpr absl::Duration kDegradedLogInterval = absl::Seconds(10);
 
 // ---- Encodings shared with lua_scripts.h ----
 
@@ -184,6 +187,8 @@ class RedisClusterEngine : public StorageEngine {
       const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
       commands.push_back({"WAIT", std::to_string(write.replicas_ack),
                           std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
+      // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
+      if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
     }
     // Until enough replicas have it: each round is the script again (a replay, which bumps
     // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
@@ -198,17 +203,27 @@ class RedisClusterEngine : public StorageEngine {
       if (replies[0].is_error()) return ScriptError(replies[0], "write");
       if (write.replicas_ack == 0) return absl::OkStatus();
       if (replies[1].type != Reply::Type::kInteger) return ScriptError(replies[1], "WAIT");
-      if (replies[1].integer >= write.replicas_ack) return absl::OkStatus();
+      const int64_t acked = replies[1].integer;
+      if (acked >= write.replicas_ack) return absl::OkStatus();
+      if (write.accept_fewer_live_replicas) {
+        SG_ASSIGN_OR_RETURN(const int64_t live, LiveReplicas(replies[2]));
+        if (acked >= live) {
+          CountDegraded(write, acked, live);
+          return absl::OkStatus();
+        }
+      }
       if (!give_up.has_value()) give_up = absl::Now() + options_.replicas_ack_timeout;
       if (absl::Now() >= *give_up) {
         return absl::UnavailableError(
-            absl::StrCat("replicas_ack: ", replies[1].integer, " of ", write.replicas_ack,
+            absl::StrCat("replicas_ack: ", acked, " of ", write.replicas_ack,
                          " replicas acknowledged the write within ",
                          absl::FormatDuration(options_.replicas_ack_timeout),
                          "; it may or may not be applied, retry with the same token"));
       }
     }
   }
+
+  int64_t DegradedWrites() const override { return degraded_writes_.load(); }
 
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
@@ -308,6 +323,32 @@ class RedisClusterEngine : public StorageEngine {
   }
 
  private:
+  // The number of replicas a master's ROLE reply lists as connected.
+  static absl::StatusOr<int64_t> LiveReplicas(const Reply& role) {
+    if (role.type != Reply::Type::kArray || role.elements.size() < 3 ||
+        role.elements[0].str != "master" || role.elements[2].type != Reply::Type::kArray) {
+      return absl::UnavailableError(
+          "ROLE: the node written to is no longer a master; retry with the same token");
+    }
+    return static_cast<int64_t>(role.elements[2].elements.size());
+  }
+
+  // A write acknowledged by fewer than replicas_ack replicas: counted, and logged at most
+  // every kDegradedLogInterval so that a long shortfall does not flood the log.
+  void CountDegraded(const RecordWrite& write, int64_t acked, int64_t live) {
+    const int64_t total = degraded_writes_.fetch_add(1) + 1;
+    const int64_t now_us = absl::ToUnixMicros(absl::Now());
+    int64_t last_us = last_degraded_log_us_.load();
+    if (now_us - last_us < absl::ToInt64Microseconds(kDegradedLogInterval) ||
+        !last_degraded_log_us_.compare_exchange_strong(last_us, now_us)) {
+      return;
+    }
+    spdlog::warn(
+        "replica_shortfall degrade: a write to table {} was acknowledged by {} of {} replicas "
+        "({} live on its shard); {} such writes since start",
+        write.table, acked, write.replicas_ack, live, total);
+  }
+
   // Reads live items of one record under `limits`, less what the page already holds.
   absl::StatusOr<RecordSlice> ReadRecord(const std::string& epoch, const std::string& id,
                                          const KeySpan& span, const ReadLimits& limits,
@@ -399,6 +440,8 @@ class RedisClusterEngine : public StorageEngine {
   const redis::Script purge_script_;
   mutable absl::Mutex mu_;
   mutable std::map<std::string, std::string> epochs_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> degraded_writes_{0};
+  std::atomic<int64_t> last_degraded_log_us_{0};
 };
 
 }  // namespace
