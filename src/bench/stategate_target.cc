@@ -1,10 +1,11 @@
 #include "src/bench/stategate_target.h"
 
+#include <atomic>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "src/bench/pooled_target.h"
+#include "src/common/worker_pool.h"
 
 namespace stategate::bench {
 namespace {
@@ -18,50 +19,93 @@ int64_t FieldBytes(const TargetOp& op) {
   return bytes;
 }
 
-class StategateTarget final : public PooledTarget {
+// Reads and writes go through the client's asynchronous calls, so the load generator's
+// operations are in flight at the gateway, not waiting in a queue of this target: an open
+// loop then measures the gateway's admission and shedding, not the bench's threads. Scans
+// (paged, blocking in the client) and the empty call (Handshake, blocking) run on a small
+// pool of the target's own.
+class StategateTarget final : public Target {
  public:
   StategateTarget(std::shared_ptr<KvClient> client, std::string ns, int threads, bool empty_calls)
-      : PooledTarget(empty_calls ? "empty call" : "stategate", threads),
+      : name_(empty_calls ? "empty call" : "stategate"),
         client_(std::move(client)),
         ns_(std::move(ns)),
-        empty_calls_(empty_calls) {}
+        empty_calls_(empty_calls),
+        blocking_(std::make_unique<WorkerPool>(threads)) {}
 
-  ~StategateTarget() override { StopWorkers(); }
+  // Waits for the blocking operations running and queued; asynchronous ones complete on
+  // the client's threads (the client outlives nothing it still runs).
+  ~StategateTarget() override {
+    stopping_.store(true);
+    blocking_.reset();
+  }
 
   bool Supports(ycsb::OpKind) const override { return true; }
 
- private:
-  absl::Status Run(const TargetOp& op) override {
-    if (empty_calls_) return client_->Handshake({ns_}).status();  // no payload
+  void Start(TargetOp op, OpDone done) override {
+    OpDone named = [this, done = std::move(done)](absl::Status status) {
+      if (!status.ok()) status = absl::Status(status.code(), absl::StrCat(name_, ": ", status.message()));
+      done(std::move(status));
+    };
+    if (empty_calls_) {
+      RunBlocking([this] { return client_->Handshake({ns_}).status(); }, std::move(named));
+      return;
+    }
+    CallOptions call;
+    call.priority = op.priority;
     switch (op.kind) {
       case ycsb::OpKind::kRead:
-        return Read(op.key);
+        Read(op.key, call, std::move(named));
+        return;
       case ycsb::OpKind::kUpdate:
       case ycsb::OpKind::kInsert:
-        return Write(op);
-      case ycsb::OpKind::kReadModifyWrite:
-        if (absl::Status read = Read(op.key); !read.ok()) return read;
-        return Write(op);
-      case ycsb::OpKind::kScan:
-        return Scan(op.scan_length);
+        Write(op, call, std::move(named));
+        return;
+      case ycsb::OpKind::kReadModifyWrite: {
+        auto shared = std::make_shared<TargetOp>(std::move(op));
+        Read(shared->key, call, [this, shared, call, named = std::move(named)](absl::Status read) {
+          if (!read.ok()) {
+            named(std::move(read));
+            return;
+          }
+          Write(*shared, call, named);
+        });
+        return;
+      }
+      case ycsb::OpKind::kScan: {
+        const int64_t length = op.scan_length;
+        RunBlocking([this, length] { return Scan(length); }, std::move(named));
+        return;
+      }
     }
-    return absl::InternalError("unknown operation kind");
+    named(absl::InternalError("unknown operation kind"));
   }
 
-  absl::Status Read(const std::string& key) {
+  int64_t payload_bytes_sent() const override { return payload_bytes_.load(); }
+
+ private:
+  void Read(const std::string& key, const CallOptions& call, OpDone done) {
     Sent(key.size());
-    absl::StatusOr<std::vector<StoredItem>> items = client_->GetItems(ns_, key, Predicate::All());
-    if (!items.ok()) return items.status();
-    if (items->empty()) return absl::NotFoundError(absl::StrCat("no record ", key));
-    return absl::OkStatus();
+    client_->GetItemsAsync(
+        ns_, key, Predicate::All(),
+        [key, done = std::move(done)](absl::StatusOr<std::vector<StoredItem>> items) {
+          if (!items.ok()) {
+            done(items.status());
+          } else if (items->empty()) {
+            done(absl::NotFoundError(absl::StrCat("no record ", key)));
+          } else {
+            done(absl::OkStatus());
+          }
+        },
+        call);
   }
 
-  absl::Status Write(const TargetOp& op) {
+  void Write(const TargetOp& op, const CallOptions& call, OpDone done) {
     Sent(op.key.size() + FieldBytes(op));
     std::vector<Item> items;
     items.reserve(op.fields.size());
     for (const auto& [field, value] : op.fields) items.push_back(Item{field, value});
-    return client_->PutItems(ns_, op.key, items);
+    client_->PutItemsAsync(ns_, op.key, std::move(items), std::move(done), call);
   }
 
   // The start key is not sent (see the header); the scan's payload is nothing.
@@ -76,9 +120,21 @@ class StategateTarget final : public PooledTarget {
     return scanned;
   }
 
+  void RunBlocking(std::function<absl::Status()> run, OpDone done) {
+    blocking_->Submit([this, run = std::move(run), done = std::move(done)] {
+      done(stopping_.load() ? absl::CancelledError("the target is shutting down") : run());
+    });
+  }
+
+  void Sent(int64_t bytes) { payload_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+
+  const std::string name_;
   const std::shared_ptr<KvClient> client_;
   const std::string ns_;
   const bool empty_calls_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> payload_bytes_{0};
+  std::unique_ptr<WorkerPool> blocking_;
 };
 
 }  // namespace

@@ -12,14 +12,15 @@
 
 namespace stategate::bench {
 
-// Operations of `client` on namespace `ns`, run on `threads` threads of the target (the
-// record-level calls, GetItems, PutItems and Scan, are blocking). A scan reads
+// Operations of `client` on namespace `ns`: reads and writes through its asynchronous
+// calls, scans on `threads` threads of the target (Scan is blocking). A scan reads
 // `scan_length` records from the start of the namespace: the API pages through a whole
 // namespace and cannot start at a key, so the start key of a YCSB scan is not used.
 std::unique_ptr<Target> MakeStategateTarget(std::shared_ptr<KvClient> client, std::string ns,
                                             int threads);
 
-// Every operation is `client->Handshake({ns})`, whatever its kind.
+// Every operation is `client->Handshake({ns})`, whatever its kind, on `threads` threads of
+// the target (Handshake is blocking).
 std::unique_ptr<Target> MakeEmptyCallTarget(std::shared_ptr<KvClient> client, std::string ns,
                                             int threads);
 

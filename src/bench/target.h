@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -16,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "src/bench/ycsb.h"
+#include "stategate/types.h"
 
 namespace stategate::bench {
 
@@ -29,6 +31,8 @@ struct TargetOp {
   std::vector<std::pair<std::string, std::string>> fields;
   // kScan: how many records to read.
   int64_t scan_length = 0;
+  // The call's priority at the gateway (stategate targets); unset: the namespace default.
+  std::optional<Priority> priority;
 };
 
 // The outcome of an operation. A read of a record that does not exist is NOT_FOUND.

@@ -142,8 +142,10 @@ TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
     if (run["scenario"] == "none") {
       EXPECT_TRUE(run["errors"].empty()) << run["errors"].dump();
     }
-    if (run["mode"] == "full") {
-      EXPECT_GE(run["attempts_per_op"].get<double>(), 1.0);
+    // Every call of the full client makes an attempt or more, but under overload: there its
+    // concurrency limiter fails calls fast, before any attempt.
+    if (run["mode"] == "full" && run["scenario"] != "overload") {
+      EXPECT_GE(run["attempts_per_op"].get<double>(), 1.0) << run["scenario"];
     }
   }
   EXPECT_THAT(progress_, HasSubstr("ops/s, p99"));  // the per-second progress line
