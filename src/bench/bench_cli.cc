@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "src/bench/qps_bench.h"
 #include "src/bench/report_html.h"
 #include "src/bench/vs_redis.h"
@@ -175,8 +176,15 @@ int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::os
   app.add_option("--slow-ms", slow_ms, "slow-replica: delay of every call, ms")
       ->capture_default_str();
   app.add_option("--client-threads", options.client_threads,
-                 "threads each target runs its blocking calls on")
+                 "threads each target runs its blocking calls on (stategate: scans and the empty call)")
       ->capture_default_str();
+  app.add_option("--overload-factor", options.overload_factor,
+                 "overload: offered rate as a multiple of the capacity measured in the run")
+      ->capture_default_str();
+  std::string priority_mix;
+  app.add_option("--priority-mix", priority_mix,
+                 "C,N,S: percent of the stategate targets' calls sent critical, normal and "
+                 "sheddable (e.g. 20,50,30); each tier is reported apart. Default: none sent");
   app.add_option("--server-binary", options.server_binary,
                  "the stategate binary to start (default: the one beside stategate-bench)");
   app.add_option("--out", out_path, "write the results as JSON to this file");
@@ -190,6 +198,18 @@ int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::os
     return Fail(valid, err);
   }
   if (threads->count() > 0 && rate->count() == 0) options.rate = 0;
+  if (!priority_mix.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(priority_mix, ',');
+    double shares[3] = {0, 0, 0};
+    if (parts.size() != 3 || !absl::SimpleAtod(parts[0], &shares[0]) ||
+        !absl::SimpleAtod(parts[1], &shares[1]) || !absl::SimpleAtod(parts[2], &shares[2])) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+                      "--priority-mix: expected C,N,S percentages such as 20,50,30, got '",
+                      priority_mix, "'")),
+                  err);
+    }
+    options.priority_mix = PriorityMix{shares[0] / 100, shares[1] / 100, shares[2] / 100};
+  }
   options.duration = absl::Seconds(duration_s);
   options.timeout = absl::Seconds(timeout_s);
   options.slow_delay = absl::Milliseconds(slow_ms);

@@ -73,6 +73,8 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
   LoadRecorder* recorder = options.recorder != nullptr ? options.recorder : &state->own_recorder;
   std::function<absl::Duration(int64_t)> slo_target_of = options.slo_target_of;
   if (!slo_target_of) slo_target_of = [target = options.slo_target](int64_t) { return target; };
+  std::function<LoadRecorder*(int64_t)> also = options.also_record_in;
+  if (!also) also = [](int64_t) -> LoadRecorder* { return nullptr; };
 
   const absl::Time start = clock->Now();
   absl::Duration max_lag = absl::ZeroDuration();
@@ -84,7 +86,7 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
       now = clock->Now();
     }
     max_lag = std::max(max_lag, now - intended);
-    op(i, [state, recorder, slo_target_of, i, offset = intended - start, intended,
+    op(i, [state, recorder, slo_target_of, also, i, offset = intended - start, intended,
            clock](absl::Status status) {
       // Read before waiting for the lock, which other completions hold.
       const absl::Time completed = clock->Now();
@@ -92,7 +94,9 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
       if (state->closed || state->finished[i]) return;
       state->finished[i] = true;
       ++state->finished_count;
-      recorder->Record(offset, IntendedStartLatency(intended, completed), status, slo_target_of(i));
+      const absl::Duration latency = IntendedStartLatency(intended, completed);
+      recorder->Record(offset, latency, status, slo_target_of(i));
+      if (LoadRecorder* second = also(i)) second->Record(offset, latency, status, slo_target_of(i));
     });
   }
 
@@ -114,6 +118,9 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
     if (state->finished[i]) continue;
     const absl::Duration offset = schedule.Offset(i);
     recorder->RecordUnfinished(offset, IntendedStartLatency(start + offset, end));
+    if (LoadRecorder* second = also(i)) {
+      second->RecordUnfinished(offset, IntendedStartLatency(start + offset, end));
+    }
   }
   LoadStats total = recorder->Total();
   OpenLoopResult r;

@@ -1,6 +1,7 @@
 #include "src/bench/ycsb_bench.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -26,6 +27,7 @@
 #include "src/bench/target.h"
 #include "src/bench/ycsb.h"
 #include "src/common/namespace_config.h"
+#include "src/common/priority.h"
 #include "src/common/status_macros.h"
 #include "src/common/worker_pool.h"
 #include "src/testbed/memcached_server.h"
@@ -55,7 +57,7 @@ constexpr int kValuePool = 1024;
 constexpr int64_t kWarmupOps = 200;
 // How long the closed loop that measures capacity for the overload scenario runs.
 constexpr absl::Duration kCapacityProbe = absl::Seconds(3);
-constexpr double kOverloadFactor = 2.0;
+constexpr double kMaxOverloadFactor = 16;
 // The paused-replica scenario's rhythm: stopped this long, then running this long.
 constexpr absl::Duration kPausePeriod = absl::Seconds(1);
 // Between two gateways of a rolling restart, as an orchestrator waits for health.
@@ -64,6 +66,9 @@ constexpr absl::Duration kRollingGap = absl::Seconds(1);
 constexpr double kRecoveredAttainment = 0.999;
 // Deadline of load-phase inserts and of the capacity probe's calls.
 constexpr absl::Duration kSetupTimeout = absl::Seconds(10);
+// Inserts in flight at once in the load phase. More only wait in the gateway's admission
+// queue past its max_queue_wait, and are shed: a gateway admits a few dozen calls at a time.
+constexpr int kMaxLoadWorkers = 32;
 constexpr double kMaxOpsPerRun = 1e8;
 // Stategate scan pages hold this many records (YCSB's longest scan, workload E)...
 constexpr int64_t kScanPageRecords = 100;
@@ -467,7 +472,8 @@ class Bench {
             SG_ASSIGN_OR_RETURN(capacity[workload], MeasureCapacity(*env, w));
           }
           const double overload_rate =
-              scenario == "overload" ? kOverloadFactor * capacity[workload] : 0;
+              scenario == "overload" ? options_.overload_factor * capacity[workload] : 0;
+          if (scenario == "overload") run["capacity"] = capacity[workload];
           // A run that fails (a fault that cannot be set or cleared) is reported and the
           // others go on: one broken run must not lose the rest.
           if (absl::Status ran = RunOne(*env, w, scenario, mode, overload_rate, run); !ran.ok()) {
@@ -519,7 +525,8 @@ class Bench {
       const std::string what =
           addresses.size() == 1 ? absl::StrCat(env.target, " (", addresses[0], ")") : env.target;
       SG_RETURN_IF_ERROR(
-          Load(*writer.target, maker_, options_.records, options_.client_threads, progress_, what));
+          Load(*writer.target, maker_, options_.records,
+               std::min(options_.client_threads, kMaxLoadWorkers), progress_, what));
     }
     env.records = options_.records;
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -583,6 +590,9 @@ class Bench {
                                        ycsb::ExpectedInserts(w, expected_ops));
     KindLog kinds;
     LoadRecorder recorder;
+    // With a priority mix, each tier's operations are also recorded apart (open loop).
+    std::array<LoadRecorder, 3> tiers;  // by Priority
+    const std::optional<PriorityMix> mix = options_.priority_mix;
     std::mutex rng_mu;
     std::mt19937_64 rng(kSeed);
     const AsyncOp op = [&](int64_t index, std::function<void(absl::Status)> done) {
@@ -593,6 +603,7 @@ class Bench {
         next = generator.Next(rng);
         target_op = maker_.Make(next, rng);
       }
+      if (mix.has_value()) target_op.priority = mix->TierOf(index);
       kinds.Set(index, next.kind);
       // A read of a record that is not there is NOT_FOUND, an error, as in YCSB.
       target.Start(std::move(target_op),
@@ -627,6 +638,11 @@ class Bench {
         loop.drain_timeout = options_.timeout + kDrainMargin;
         loop.slo_target_of = slo_of;
         loop.recorder = &recorder;
+        if (mix.has_value()) {
+          loop.also_record_in = [&tiers, &mix](int64_t index) {
+            return &tiers[static_cast<size_t>(mix->TierOf(index))];
+          };
+        }
         if (overload_rate > 0) {
           loop.rate_window = RateWindow{FaultController::PlannedOnset(timing),
                                         FaultController::PlannedEnd(timing), overload_rate};
@@ -699,6 +715,24 @@ class Bench {
     for (const auto& [code, message] : total.error_examples) examples[code] = message;
     run["error_examples"] = std::move(examples);
     run["slo_attainment"] = total.slo_attainment();
+    // Calls answered OK within their SLO target, per second of the run.
+    run["goodput"] = total.ok_within_slo / seconds;
+    if (mix.has_value() && open) {
+      nlohmann::json by_tier = nlohmann::json::object();
+      for (Priority tier : {Priority::kCritical, Priority::kNormal, Priority::kSheddable}) {
+        const LoadStats stats = tiers[static_cast<size_t>(tier)].Total();
+        nlohmann::json tier_errors = nlohmann::json::object();
+        for (const auto& [code, count] : stats.errors) tier_errors[code] = count;
+        by_tier[std::string(PriorityName(tier))] = {
+            {"ops", stats.ops},
+            {"ok", stats.ok},
+            {"slo_attainment", stats.slo_attainment()},
+            {"goodput", stats.ok_within_slo / seconds},
+            {"p99_us", stats.latency_us.Percentile(0.99)},
+            {"errors", std::move(tier_errors)}};
+      }
+      run["tiers"] = std::move(by_tier);
+    }
     // RPCs per logical call of the client (a read-modify-write is two calls, a scan one per
     // page); nothing for the direct targets.
     run["attempts_per_op"] =
@@ -794,7 +828,20 @@ absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
   if (!std::isfinite(o.rate) || o.rate < 0 || o.threads < 0 || o.threads > 1024) {
     return absl::InvalidArgumentError("--rate must be positive, --threads in [1, 1024]");
   }
-  if (o.operations < 0 || o.operations > kMaxOpsPerRun / kOverloadFactor) {
+  if (!(o.overload_factor >= 1 && o.overload_factor <= kMaxOverloadFactor)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--overload-factor must be in [1, ", kMaxOverloadFactor, "]"));
+  }
+  if (o.priority_mix.has_value()) {
+    const PriorityMix& m = *o.priority_mix;
+    if (!(m.critical >= 0 && m.normal >= 0 && m.sheddable >= 0) ||
+        std::abs(m.critical + m.normal + m.sheddable - 1) > 1e-6) {
+      return absl::InvalidArgumentError(
+          "--priority-mix: the shares of critical, normal and sheddable must be >= 0 and sum "
+          "to 100");
+    }
+  }
+  if (o.operations < 0 || o.operations > kMaxOpsPerRun / o.overload_factor) {
     return absl::InvalidArgumentError("--ops must be in [0, 5e7]");
   }
   if (o.operations > 0 && o.rate > 0 && o.operations / o.rate > 86'400) {
@@ -803,7 +850,7 @@ absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
   if (o.duration <= absl::ZeroDuration() || o.duration > absl::Hours(24)) {
     return absl::InvalidArgumentError("--duration must be in (0, 24 h]");
   }
-  if (o.rate * absl::ToDoubleSeconds(o.duration) * kOverloadFactor > kMaxOpsPerRun) {
+  if (o.rate * absl::ToDoubleSeconds(o.duration) * o.overload_factor > kMaxOpsPerRun) {
     return absl::InvalidArgumentError("--rate x --duration must be at most 5e7 operations");
   }
   if (o.fields < 1 || o.fields > 1000)
@@ -835,9 +882,19 @@ absl::Status ValidateYcsbBenchOptions(const YcsbBenchOptions& o) {
   }
   if (o.threads > 0 && Known("overload", o.scenarios)) {
     return absl::InvalidArgumentError(
-        "--scenario overload offers a rate (2x capacity): it needs --rate, not --threads");
+        "--scenario overload offers a rate (a multiple of capacity): it needs --rate, not "
+        "--threads");
   }
   return absl::OkStatus();
+}
+
+Priority PriorityMix::TierOf(int64_t index) const {
+  // Fibonacci hashing: the top 53 bits of index × 2^64/φ, as a fraction in [0, 1).
+  const uint64_t mixed = static_cast<uint64_t>(index) * 0x9E3779B97F4A7C15ULL;
+  const double draw = static_cast<double>(mixed >> 11) / static_cast<double>(1ULL << 53);
+  if (draw < critical) return Priority::kCritical;
+  if (draw < critical + normal) return Priority::kNormal;
+  return Priority::kSheddable;
 }
 
 WhyNines ComputeWhyNines(const std::vector<LoadStats>& series, absl::Duration interval,
@@ -930,6 +987,21 @@ std::string FormatYcsbTable(const nlohmann::json& results) {
                           100 * r["slo_attainment"].get<double>(),
                           100 * r["why_nines"]["blast_radius"].get<double>(),
                           errors.empty() ? "-" : absl::StrJoin(errors, " "));
+    if (r.contains("capacity")) {
+      absl::StrAppendFormat(&out, "   capacity %.0f ops/s, goodput %.0f ops/s (%.0f%% of it)\n",
+                            r["capacity"].get<double>(), r["goodput"].get<double>(),
+                            100 * r["goodput"].get<double>() / r["capacity"].get<double>());
+    }
+    if (r.contains("tiers")) {
+      std::vector<std::string> tiers;
+      for (const auto& [tier, t] : r["tiers"].items()) {
+        tiers.push_back(absl::StrFormat("%s %.2f%% within SLO (p99 %.1f ms, %d ops)", tier,
+                                        100 * t["slo_attainment"].get<double>(),
+                                        t["p99_us"].get<int64_t>() / 1000.0,
+                                        t["ops"].get<int64_t>()));
+      }
+      absl::StrAppend(&out, "   ", absl::StrJoin(tiers, "; "), "\n");
+    }
   }
   return out;
 }

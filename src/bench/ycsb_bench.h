@@ -42,8 +42,20 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "src/bench/load_recorder.h"
+#include "stategate/types.h"
 
 namespace stategate::bench {
+
+// How a run's operations are spread over the priority tiers.
+struct PriorityMix {
+  double critical = 0.2;
+  double normal = 0.5;
+  double sheddable = 0.3;
+
+  // The tier of operation `index`: a fixed, evenly spread draw (a hash of the index), so
+  // every tier sees the same mix of reads and writes and of the run's phases.
+  Priority TierOf(int64_t index) const;
+};
 
 struct YcsbBenchOptions {
   std::vector<std::string> workloads = {"a"};
@@ -74,6 +86,11 @@ struct YcsbBenchOptions {
   int client_threads = 256;
   // The `stategate` binary; empty: the one beside this executable.
   std::string server_binary;
+  // The overload scenario offers this many times the capacity measured in the same run.
+  double overload_factor = 2;
+  // Shares of the stategate targets' operations sent as critical, normal and sheddable
+  // (summing to 1), each tier's results reported apart; unset: no priority is sent.
+  std::optional<PriorityMix> priority_mix;
 };
 
 // INVALID_ARGUMENT naming the field and its limit.

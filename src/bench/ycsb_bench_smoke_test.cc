@@ -128,7 +128,7 @@ TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
              "none,slow-replica,error-replica,paused-replica,killed-replica,rolling-restart,"
              "overload",
              "--mode", "naive,full", "--records", "200", "--rate", "200", "--duration", "4",
-             "--record", "1x1024", "--client-threads", "16"});
+             "--record", "1x1024", "--client-threads", "16", "--priority-mix", "20,50,30"});
   ASSERT_EQ(results["runs"].size(), scenarios.size() * 2);
   for (const nlohmann::json& run : results["runs"]) ExpectComplete(run);
   // The faults were really set: a naive client, which sends a third of its calls to gateway
@@ -142,6 +142,15 @@ TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
     if (run["scenario"] == "none") {
       EXPECT_TRUE(run["errors"].empty()) << run["errors"].dump();
     }
+    // Each open-loop run reports its tiers, which together hold every operation.
+    ASSERT_TRUE(run.contains("tiers")) << run["scenario"];
+    int64_t tier_ops = 0;
+    for (const char* tier : {"critical", "normal", "sheddable"}) {
+      ASSERT_TRUE(run["tiers"].contains(tier)) << tier;
+      EXPECT_GT(run["tiers"][tier]["ops"].get<int64_t>(), 0) << tier;
+      tier_ops += run["tiers"][tier]["ops"].get<int64_t>();
+    }
+    EXPECT_EQ(tier_ops, run["ops"].get<int64_t>()) << run["scenario"];
     // Every call of the full client makes an attempt or more, but under overload: there its
     // concurrency limiter fails calls fast, before any attempt.
     if (run["mode"] == "full" && run["scenario"] != "overload") {

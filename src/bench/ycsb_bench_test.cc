@@ -163,6 +163,28 @@ TEST(ValidateYcsbBenchOptionsTest, AcceptsDefaultsAndNamesTheFieldItRejects) {
               }),
               HasSubstr("--replicas 2"));
   EXPECT_THAT(rejection([](auto& o) { o.fault_end = 0.1; }), HasSubstr("fault window"));
+  EXPECT_THAT(rejection([](auto& o) { o.overload_factor = 0.5; }),
+              HasSubstr("--overload-factor must be in [1, 16]"));
+  EXPECT_THAT(rejection([](auto& o) { o.priority_mix = PriorityMix{0.5, 0.5, 0.5}; }),
+              HasSubstr("--priority-mix"));
+  EXPECT_THAT(rejection([](auto& o) { o.priority_mix = PriorityMix{-0.2, 0.7, 0.5}; }),
+              HasSubstr("--priority-mix"));
+}
+
+TEST(PriorityMixTest, SpreadsOperationsOverTheTiersInTheirShares) {
+  const PriorityMix mix{0.2, 0.5, 0.3};
+  int counts[3] = {0, 0, 0};
+  constexpr int kOps = 100'000;
+  for (int64_t i = 0; i < kOps; ++i) ++counts[static_cast<int>(mix.TierOf(i))];
+  EXPECT_NEAR(counts[static_cast<int>(Priority::kCritical)], 0.2 * kOps, 0.01 * kOps);
+  EXPECT_NEAR(counts[static_cast<int>(Priority::kNormal)], 0.5 * kOps, 0.01 * kOps);
+  EXPECT_NEAR(counts[static_cast<int>(Priority::kSheddable)], 0.3 * kOps, 0.01 * kOps);
+  // Evenly over the run too: the first tenth of it has the same mix.
+  int early_critical = 0;
+  for (int64_t i = 0; i < kOps / 10; ++i) early_critical += mix.TierOf(i) == Priority::kCritical;
+  EXPECT_NEAR(early_critical, 0.02 * kOps, 0.002 * kOps);
+  // All of one tier when its share is 1.
+  for (int64_t i = 0; i < 1000; ++i) EXPECT_EQ(PriorityMix({0, 0, 1}).TierOf(i), Priority::kSheddable);
 }
 
 TEST(FormatYcsbTableTest, OneRowPerRunAndSkippedRunsSaySo) {
