@@ -3,6 +3,7 @@
 // mid-run. Issue 4's proof; the failover test prints its figures.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -284,6 +285,86 @@ TEST(RedisClusterProcessTest, ARollingRestartOfThreeGatewaysUnderLoadShowsTheCli
   // the notice this run costs ~400 retries, which a busier client sees as errors once its
   // retry budget runs out; the margin is for a slow, loaded test machine.
   EXPECT_LE(stats.retries, 10);
+}
+
+// Bulkheads: a SIGSTOPped Redis master stalls every call to its shard, and with them the
+// gateway's redis-cluster workers; calls to a RocksDB namespace of the same gateway run on
+// their own pool and keep succeeding. With one pool for both engines this test fails (80
+// of 80 RocksDB calls, tried). The calls to the other Redis shards still share the stalled
+// pool: per-shard isolation needs the asynchronous engine path.
+TEST(RedisClusterProcessTest, AStalledMasterDoesNotStopCallsToARocksDbNamespace) {
+  absl::StatusOr<std::unique_ptr<testbed::RedisCluster>> cluster = testbed::RedisCluster::Start();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  TempDir config_dir;
+  const std::string config_path = config_dir.path() + "/stategate.yaml";
+  {
+    std::ofstream config(config_path);
+    config << "redis_cluster: {seeds: [" << absl::StrJoin((*cluster)->seeds(), ", ") << "]}\n"
+           << "namespaces:\n"
+           << "  - name: shared\n"
+           << "    storage: {engine: redis-cluster}\n"
+           // No admission limit: the stalled calls may fill every redis-cluster worker
+           // (an adaptive limit would stop them short of it, and hide what the pools do).
+           << "    admission: {limiter: none}\n"
+           << "  - name: local\n";
+  }
+  Gateways gateways(1, "", "", config_path);
+  ASSERT_TRUE(gateways.Start());
+  // The Redis writers wait as long as the stall lasts: one attempt each, no limiter.
+  KvClientOptions stalled_options;
+  stalled_options.address = gateways[0].address();
+  stalled_options.timeout = absl::Seconds(10);
+  stalled_options.reliability = ReliabilityOptions::Naive();
+  absl::StatusOr<std::unique_ptr<KvClient>> stalled = KvClient::Connect(stalled_options);
+  ASSERT_TRUE(stalled.ok()) << stalled.status();
+  // Well above a RocksDB put and get here (tens of ms), well below the stall.
+  std::unique_ptr<KvClient> local = ClientFor(gateways.addresses(), absl::Milliseconds(500));
+  ASSERT_NE(local, nullptr);
+  ASSERT_TRUE(local->Put("local", "warm-up", "k", "v").ok());
+  ASSERT_TRUE((*stalled)->Put("shared", "warm-up", "k", "v").ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> longest_redis_ms{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 32; ++t) {  // twice the gateway's redis-cluster workers
+    writers.emplace_back([&, t] {
+      for (int i = 0; !stop; ++i) {
+        const absl::Time start = absl::Now();
+        (void)(*stalled)->Put("shared", absl::StrCat("stall-", t, "-", i), "k", "v");
+        const int64_t took = absl::ToInt64Milliseconds(absl::Now() - start);
+        int64_t longest = longest_redis_ms.load();
+        while (took > longest && !longest_redis_ms.compare_exchange_weak(longest, took)) {
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  const testbed::RedisNode victim = (*cluster)->masters().front();
+  ASSERT_EQ(kill(victim.pid, SIGSTOP), 0);
+  const absl::Time stopped_at = absl::Now();
+  absl::SleepFor(absl::Milliseconds(300));  // the stalled shard's calls fill the pool
+
+  // RocksDB calls for as long as the master stays stopped (1.5 s), 40 of them at least.
+  std::vector<std::string> local_errors;
+  absl::Duration longest_local = absl::ZeroDuration();
+  int pairs = 0;
+  for (int i = 0; i < 40 || absl::Now() < stopped_at + absl::Milliseconds(1500); ++i, ++pairs) {
+    const absl::Time start = absl::Now();
+    const absl::Status put = local->Put("local", absl::StrCat("during-", i), "k", "v");
+    absl::StatusOr<std::string> read = local->Get("local", absl::StrCat("during-", i), "k");
+    longest_local = std::max(longest_local, absl::Now() - start);
+    if (!put.ok()) local_errors.push_back(put.ToString());
+    if (!read.ok()) local_errors.push_back(read.status().ToString());
+  }
+  kill(victim.pid, SIGCONT);
+  stop = true;
+  for (std::thread& t : writers) t.join();
+  std::cout << "master " << victim.port << " stopped: longest Redis call "
+            << longest_redis_ms.load() << " ms; " << pairs << " RocksDB put+get pairs, longest "
+            << absl::FormatDuration(longest_local) << ", errors " << local_errors.size() << "\n";
+  EXPECT_THAT(local_errors, ::testing::IsEmpty());
+  // The stall was real: some Redis call waited for most of it.
+  EXPECT_GT(longest_redis_ms.load(), 1000);
 }
 
 // The last count a gateway logged of `pattern`'s one group, or -1.
