@@ -175,8 +175,9 @@ int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::os
       ->capture_default_str();
   app.add_option("--slow-ms", slow_ms, "slow-replica: delay of every call, ms")
       ->capture_default_str();
-  app.add_option("--client-threads", options.client_threads,
-                 "threads each target runs its blocking calls on (stategate: scans and the empty call)")
+  app.add_option(
+         "--client-threads", options.client_threads,
+         "threads each target runs its blocking calls on (stategate: scans and the empty call)")
       ->capture_default_str();
   app.add_option("--overload-factor", options.overload_factor,
                  "overload: offered rate as a multiple of the capacity measured in the run")

@@ -75,8 +75,7 @@ class PooledTarget : public Target {
 
  private:
   absl::Status Annotate(absl::Status status) const {
-    if (status.ok()) return status;
-    return absl::Status(status.code(), absl::StrCat(name_, ": ", status.message()));
+    return NameTargetError(name_, std::move(status));
   }
 
   const std::string name_;

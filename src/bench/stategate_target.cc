@@ -44,8 +44,7 @@ class StategateTarget final : public Target {
 
   void Start(TargetOp op, OpDone done) override {
     OpDone named = [this, done = std::move(done)](absl::Status status) {
-      if (!status.ok()) status = absl::Status(status.code(), absl::StrCat(name_, ": ", status.message()));
-      done(std::move(status));
+      done(NameTargetError(name_, std::move(status)));
     };
     if (empty_calls_) {
       RunBlocking([this] { return client_->Handshake({ns_}).status(); }, std::move(named));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "src/bench/ycsb.h"
 #include "stategate/types.h"
 
@@ -37,6 +38,13 @@ struct TargetOp {
 
 // The outcome of an operation. A read of a record that does not exist is NOT_FOUND.
 using OpDone = std::function<void(absl::Status)>;
+
+// `status` with its message prefixed by the target's name ("redis 127.0.0.1:6379: ..."), as
+// every target reports its errors; OK stays OK.
+inline absl::Status NameTargetError(const std::string& target, absl::Status status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat(target, ": ", status.message()));
+}
 
 class Target {
  public:

@@ -524,9 +524,8 @@ class Bench {
                                                               options_.client_threads));
       const std::string what =
           addresses.size() == 1 ? absl::StrCat(env.target, " (", addresses[0], ")") : env.target;
-      SG_RETURN_IF_ERROR(
-          Load(*writer.target, maker_, options_.records,
-               std::min(options_.client_threads, kMaxLoadWorkers), progress_, what));
+      SG_RETURN_IF_ERROR(Load(*writer.target, maker_, options_.records,
+                              std::min(options_.client_threads, kMaxLoadWorkers), progress_, what));
     }
     env.records = options_.records;
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -723,13 +722,12 @@ class Bench {
         const LoadStats stats = tiers[static_cast<size_t>(tier)].Total();
         nlohmann::json tier_errors = nlohmann::json::object();
         for (const auto& [code, count] : stats.errors) tier_errors[code] = count;
-        by_tier[std::string(PriorityName(tier))] = {
-            {"ops", stats.ops},
-            {"ok", stats.ok},
-            {"slo_attainment", stats.slo_attainment()},
-            {"goodput", stats.ok_within_slo / seconds},
-            {"p99_us", stats.latency_us.Percentile(0.99)},
-            {"errors", std::move(tier_errors)}};
+        by_tier[std::string(PriorityName(tier))] = {{"ops", stats.ops},
+                                                    {"ok", stats.ok},
+                                                    {"slo_attainment", stats.slo_attainment()},
+                                                    {"goodput", stats.ok_within_slo / seconds},
+                                                    {"p99_us", stats.latency_us.Percentile(0.99)},
+                                                    {"errors", std::move(tier_errors)}};
       }
       run["tiers"] = std::move(by_tier);
     }

@@ -124,11 +124,27 @@ TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
                                               "paused-replica", "killed-replica", "rolling-restart",
                                               "overload"};
   const nlohmann::json results =
-      Bench({"--workload", "a", "--target", "stategate-rocksdb", "--scenario",
+      Bench({"--workload",
+             "a",
+             "--target",
+             "stategate-rocksdb",
+             "--scenario",
              "none,slow-replica,error-replica,paused-replica,killed-replica,rolling-restart,"
              "overload",
-             "--mode", "naive,full", "--records", "200", "--rate", "200", "--duration", "4",
-             "--record", "1x1024", "--client-threads", "16", "--priority-mix", "20,50,30"});
+             "--mode",
+             "naive,full",
+             "--records",
+             "200",
+             "--rate",
+             "200",
+             "--duration",
+             "4",
+             "--record",
+             "1x1024",
+             "--client-threads",
+             "16",
+             "--priority-mix",
+             "20,50,30"});
   ASSERT_EQ(results["runs"].size(), scenarios.size() * 2);
   for (const nlohmann::json& run : results["runs"]) ExpectComplete(run);
   // The faults were really set: a naive client, which sends a third of its calls to gateway

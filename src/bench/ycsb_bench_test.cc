@@ -165,9 +165,13 @@ TEST(ValidateYcsbBenchOptionsTest, AcceptsDefaultsAndNamesTheFieldItRejects) {
   EXPECT_THAT(rejection([](auto& o) { o.fault_end = 0.1; }), HasSubstr("fault window"));
   EXPECT_THAT(rejection([](auto& o) { o.overload_factor = 0.5; }),
               HasSubstr("--overload-factor must be in [1, 16]"));
-  EXPECT_THAT(rejection([](auto& o) { o.priority_mix = PriorityMix{0.5, 0.5, 0.5}; }),
+  EXPECT_THAT(rejection([](auto& o) {
+                o.priority_mix = PriorityMix{0.5, 0.5, 0.5};
+              }),
               HasSubstr("--priority-mix"));
-  EXPECT_THAT(rejection([](auto& o) { o.priority_mix = PriorityMix{-0.2, 0.7, 0.5}; }),
+  EXPECT_THAT(rejection([](auto& o) {
+                o.priority_mix = PriorityMix{-0.2, 0.7, 0.5};
+              }),
               HasSubstr("--priority-mix"));
 }
 
@@ -184,7 +188,8 @@ TEST(PriorityMixTest, SpreadsOperationsOverTheTiersInTheirShares) {
   for (int64_t i = 0; i < kOps / 10; ++i) early_critical += mix.TierOf(i) == Priority::kCritical;
   EXPECT_NEAR(early_critical, 0.02 * kOps, 0.002 * kOps);
   // All of one tier when its share is 1.
-  for (int64_t i = 0; i < 1000; ++i) EXPECT_EQ(PriorityMix({0, 0, 1}).TierOf(i), Priority::kSheddable);
+  for (int64_t i = 0; i < 1000; ++i)
+    EXPECT_EQ(PriorityMix({0, 0, 1}).TierOf(i), Priority::kSheddable);
 }
 
 TEST(FormatYcsbTableTest, OneRowPerRunAndSkippedRunsSaySo) {

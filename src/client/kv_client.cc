@@ -284,10 +284,9 @@ class GrpcKvClient final : public KvClient {
                            });
           if (!whole) {
             // More pages or chunks take more RPCs, in order: read it all off the gRPC thread.
-            return Offload([this, ns = std::move(ns), id = std::move(id),
-                            predicate = std::move(predicate), call, done = std::move(done)] {
-              done(GetItemsWith(ns, id, predicate, call));
-            });
+            return Offload(
+                [this, ns = std::move(ns), id = std::move(id), predicate = std::move(predicate),
+                 call, done = std::move(done)] { done(GetItemsWith(ns, id, predicate, call)); });
           }
           std::vector<StoredItem> items;
           items.reserve(response.items_size());
@@ -301,8 +300,8 @@ class GrpcKvClient final : public KvClient {
         call);
   }
 
-  void GetAsync(std::string_view ns, std::string_view id, std::string_view key,
-                ValueCallback done, const CallOptions& call) override {
+  void GetAsync(std::string_view ns, std::string_view id, std::string_view key, ValueCallback done,
+                const CallOptions& call) override {
     v1::GetItemsRequest request;
     request.set_namespace_(std::string(ns));
     request.set_id(std::string(id));
@@ -400,9 +399,10 @@ class GrpcKvClient final : public KvClient {
                  std::type_identity_t<AsyncRpc<Request, Response>> rpc,
                  std::function<void(absl::Status, Response)> done, const CallOptions& call = {}) {
     if (call.timeout < absl::ZeroDuration()) {
-      return done(absl::InvalidArgumentError(absl::StrCat(
-          "CallOptions.timeout must not be negative, got ", absl::FormatDuration(call.timeout))),
-                  Response{});
+      return done(
+          absl::InvalidArgumentError(absl::StrCat("CallOptions.timeout must not be negative, got ",
+                                                  absl::FormatDuration(call.timeout))),
+          Response{});
     }
     CallSpec spec;
     spec.pattern = pattern;
@@ -443,13 +443,14 @@ class GrpcKvClient final : public KvClient {
                     const CallOptions& call = {}) {
     absl::Notification done;
     absl::Status result;
-    CallAsync<Request, Response>(ns, pattern, std::move(request), std::move(rpc),
-                                 [&](absl::Status status, Response winner) {
-                                   result = std::move(status);
-                                   *response = std::move(winner);
-                                   done.Notify();
-                                 },
-                                 call);
+    CallAsync<Request, Response>(
+        ns, pattern, std::move(request), std::move(rpc),
+        [&](absl::Status status, Response winner) {
+          result = std::move(status);
+          *response = std::move(winner);
+          done.Notify();
+        },
+        call);
     done.WaitForNotification();
     return result;
   }

@@ -64,7 +64,8 @@ size_t ReliableCaller::PickEndpoint(std::optional<size_t> exclude) {
   }
   if (candidates.empty()) {
     int64_t oldest = std::numeric_limits<int64_t>::max();
-    for (const auto& endpoint : endpoints_) oldest = std::min(oldest, endpoint->avoid_until_us.load());
+    for (const auto& endpoint : endpoints_)
+      oldest = std::min(oldest, endpoint->avoid_until_us.load());
     for (size_t i = 0; i < n; ++i) {
       if (endpoints_[i]->avoid_until_us.load() <= oldest) candidates.push_back(i);
     }

@@ -50,9 +50,9 @@ struct CacheConfig {
   absl::Duration ttl = absl::Seconds(60);
 };
 
-// How a gateway admits the namespace's calls (README, "Admission and priority"): an adaptive limit on
-// the calls running at once, a bounded queue in priority order behind it, and what a shed
-// call is told.
+// How a gateway admits the namespace's calls (README, "Admission and priority"): an adaptive limit
+// on the calls running at once, a bounded queue in priority order behind it, and what a shed call
+// is told.
 struct AdmissionConfig {
   std::string limiter = "gradient2";  // aimd | vegas | gradient2 | none
   int initial_limit = 32;

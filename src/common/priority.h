@@ -40,8 +40,8 @@ inline absl::StatusOr<Priority> ParsePriority(absl::string_view name, absl::stri
   for (Priority priority : kAllPriorities) {
     if (name == PriorityName(priority)) return priority;
   }
-  return absl::InvalidArgumentError(absl::StrCat(field, " must be critical, normal or sheddable, got ",
-                                                 QuoteInput(name)));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " must be critical, normal or sheddable, got ", QuoteInput(name)));
 }
 
 }  // namespace stategate

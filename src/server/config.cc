@@ -1,10 +1,10 @@
 #include "src/server/config.h"
 
 #include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <regex>
 #include <set>
-#include <initializer_list>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -69,9 +69,9 @@ class Fields {
   template <typename E>
   absl::Status ReadChoice(const std::string& key,
                           std::initializer_list<std::pair<const char*, E>> choices, E& out) {
+    if (!Get(key)) return absl::OkStatus();
     std::string text;
     SG_RETURN_IF_ERROR(Read(key, text));
-    if (!Get(key)) return absl::OkStatus();
     std::vector<std::string> names;
     for (const auto& [name, value] : choices) {
       if (text == name) {
@@ -83,7 +83,8 @@ class Fields {
     // "a or b", "a, b or c"
     const std::string last = names.back();
     names.pop_back();
-    const std::string list = names.empty() ? last : absl::StrCat(absl::StrJoin(names, ", "), " or ", last);
+    const std::string list =
+        names.empty() ? last : absl::StrCat(absl::StrJoin(names, ", "), " or ", last);
     return absl::InvalidArgumentError(absl::StrCat(Path(key), ": '", text, "' is not ", list));
   }
 
@@ -338,8 +339,8 @@ absl::Status ValidateConfig(const ServerConfig& config) {
         "tombstone_grace must be >= max_clock_skew, or a late retry could resurrect deleted data");
   }
   if (config.drain_notice < absl::ZeroDuration() || config.drain_notice > absl::Minutes(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "drain_notice must be in [0s, 1m], got ", absl::FormatDuration(config.drain_notice)));
+    return absl::InvalidArgumentError(absl::StrCat("drain_notice must be in [0s, 1m], got ",
+                                                   absl::FormatDuration(config.drain_notice)));
   }
   if (config.max_clock_skew <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("max_clock_skew must be > 0");
@@ -356,8 +357,8 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.redis_cluster.max_calls_per_shard < 0 ||
       config.redis_cluster.max_calls_per_shard > config.worker_threads) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "redis_cluster.max_calls_per_shard must be in [0, worker_threads = ",
-        config.worker_threads, "], got ", config.redis_cluster.max_calls_per_shard));
+        "redis_cluster.max_calls_per_shard must be in [0, worker_threads = ", config.worker_threads,
+        "], got ", config.redis_cluster.max_calls_per_shard));
   }
   if (config.memcached.op_timeout <= absl::ZeroDuration() ||
       config.memcached.op_timeout > absl::Seconds(1)) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -68,6 +69,13 @@ class Gateways {
   TempDir dir_;
   std::vector<std::unique_ptr<ServerProcess>> gateways_;
 };
+
+// Writes `yaml` to a stategate.yaml in `dir`; its path.
+std::string WriteConfig(const TempDir& dir, const std::string& yaml) {
+  const std::string path = dir.path() + "/stategate.yaml";
+  std::ofstream(path) << yaml;
+  return path;
+}
 
 std::unique_ptr<KvClient> ClientFor(const std::vector<std::string>& addresses,
                                     absl::Duration timeout = absl::Seconds(5),
@@ -296,18 +304,16 @@ TEST(RedisClusterProcessTest, AStalledMasterDoesNotStopCallsToARocksDbNamespace)
   absl::StatusOr<std::unique_ptr<testbed::RedisCluster>> cluster = testbed::RedisCluster::Start();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   TempDir config_dir;
-  const std::string config_path = config_dir.path() + "/stategate.yaml";
-  {
-    std::ofstream config(config_path);
-    config << "redis_cluster: {seeds: [" << absl::StrJoin((*cluster)->seeds(), ", ") << "]}\n"
-           << "namespaces:\n"
-           << "  - name: shared\n"
-           << "    storage: {engine: redis-cluster}\n"
-           // No admission limit: the stalled calls may fill every redis-cluster worker
-           // (an adaptive limit would stop them short of it, and hide what the pools do).
-           << "    admission: {limiter: none}\n"
-           << "  - name: local\n";
-  }
+  std::ostringstream config;
+  config << "redis_cluster: {seeds: [" << absl::StrJoin((*cluster)->seeds(), ", ") << "]}\n"
+         << "namespaces:\n"
+         << "  - name: shared\n"
+         << "    storage: {engine: redis-cluster}\n"
+         // No admission limit: the stalled calls may fill every redis-cluster worker
+         // (an adaptive limit would stop them short of it, and hide what the pools do).
+         << "    admission: {limiter: none}\n"
+         << "  - name: local\n";
+  const std::string config_path = WriteConfig(config_dir, config.str());
   Gateways gateways(1, "", "", config_path);
   ASSERT_TRUE(gateways.Start());
   // The Redis writers wait as long as the stall lasts: one attempt each, no limiter.
@@ -403,17 +409,15 @@ TEST(RedisClusterProcessTest, AMasterLostForGoodFailsRefuseWritesToItsShardOnlyA
   absl::StatusOr<std::unique_ptr<testbed::RedisCluster>> cluster = testbed::RedisCluster::Start();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   TempDir config_dir;
-  const std::string config_path = config_dir.path() + "/stategate.yaml";
-  {
-    std::ofstream config(config_path);
-    config << "redis_cluster: {seeds: [" << absl::StrJoin((*cluster)->seeds(), ", ")
-           << "], replicas_ack_timeout: 500ms}\n"
-           << "namespaces:\n"
-           << "  - name: strict\n"
-           << "    storage: {engine: redis-cluster, replicas_ack: 1, replica_shortfall: refuse}\n"
-           << "  - name: lenient\n"
-           << "    storage: {engine: redis-cluster, replicas_ack: 1, replica_shortfall: degrade}\n";
-  }
+  std::ostringstream config;
+  config << "redis_cluster: {seeds: [" << absl::StrJoin((*cluster)->seeds(), ", ")
+         << "], replicas_ack_timeout: 500ms}\n"
+         << "namespaces:\n"
+         << "  - name: strict\n"
+         << "    storage: {engine: redis-cluster, replicas_ack: 1, replica_shortfall: refuse}\n"
+         << "  - name: lenient\n"
+         << "    storage: {engine: redis-cluster, replicas_ack: 1, replica_shortfall: degrade}\n";
+  const std::string config_path = WriteConfig(config_dir, config.str());
   Gateways gateways(1, "", "", config_path);
   ASSERT_TRUE(gateways.Start());
   // One attempt at a time per write, and no client concurrency limit: the refused writes
