@@ -182,6 +182,10 @@ int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::os
   app.add_option("--overload-factor", options.overload_factor,
                  "overload: offered rate as a multiple of the capacity measured in the run")
       ->capture_default_str();
+  app.add_option("--server-niceness", options.server_niceness,
+                 "niceness (0..19) of the servers the bench starts, so that on shared cores "
+                 "they cannot starve the load generator; 0 runs them as the bench")
+      ->capture_default_str();
   std::string priority_mix;
   app.add_option("--priority-mix", priority_mix,
                  "C,N,S: percent of the stategate targets' calls sent critical, normal and "

@@ -88,6 +88,10 @@ struct YcsbBenchOptions {
   std::string server_binary;
   // The overload scenario offers this many times the capacity measured in the same run.
   double overload_factor = 2;
+  // The niceness (0..19) of every server the bench starts (gateways, Redis, memcached), so
+  // that on shared cores an overloaded server cannot starve the load generator and the
+  // clients of the CPU, as it could not on separate machines. 0 runs them as the bench.
+  int server_niceness = 10;
   // Shares of the stategate targets' operations sent as critical, normal and sheddable
   // (summing to 1), each tier's results reported apart; unset: no priority is sent.
   std::optional<PriorityMix> priority_mix;

@@ -165,6 +165,8 @@ TEST(ValidateYcsbBenchOptionsTest, AcceptsDefaultsAndNamesTheFieldItRejects) {
   EXPECT_THAT(rejection([](auto& o) { o.fault_end = 0.1; }), HasSubstr("fault window"));
   EXPECT_THAT(rejection([](auto& o) { o.overload_factor = 0.5; }),
               HasSubstr("--overload-factor must be in [1, 16]"));
+  EXPECT_THAT(rejection([](auto& o) { o.server_niceness = 20; }),
+              HasSubstr("--server-niceness must be in [0, 19]"));
   EXPECT_THAT(rejection([](auto& o) {
                 o.priority_mix = PriorityMix{0.5, 0.5, 0.5};
               }),

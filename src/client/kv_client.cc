@@ -43,6 +43,20 @@ std::string Describe(std::string_view ns, std::string_view id, std::string_view 
                       QuoteInput(AsAbsl(key)));
 }
 
+inline constexpr int kMinAimdLimit = 8;
+
+// One endpoint's limiter. An AIMD limit never falls below kMinAimdLimit: a late answer
+// counts as a drop (CallSpec::late_after), and the tail of a healthy gateway's latency
+// (a compaction, an fsync) would otherwise walk an idle client's limit down to one or
+// two calls and refuse the next burst. Overload is still held off: a gateway answering
+// within its SLO serves far more than kMinAimdLimit calls at a time.
+reliability::LimiterOptions EndpointLimiter(const KvClientOptions& options) {
+  reliability::LimiterOptions limiter;
+  limiter.kind = options.reliability.limiter;
+  limiter.aimd.min_limit = kMinAimdLimit;
+  return limiter;
+}
+
 // Starts one RPC of a stub's callback API on an endpoint.
 template <typename Request, typename Response>
 using AsyncRpc = std::function<void(Endpoint&, grpc::ClientContext*, const Request*, Response*,
@@ -418,6 +432,7 @@ class GrpcKvClient final : public KvClient {
       if (it != settings_.end() && options_.reliability.signalled_timeouts) {
         spec.attempt_timeout = SloOf(it->second, pattern).max;
       }
+      if (it != settings_.end()) spec.late_after = SloOf(it->second, pattern).target;
       spec.latencies = &Latencies(ns, pattern);
     }
     // Attempts may outlive the call (a cancelled hedge): they share the request.
@@ -535,9 +550,7 @@ class GrpcKvClient final : public KvClient {
       endpoint->control = v1::Control::NewStub(endpoint->channel);
       endpoint->load =
           std::make_unique<reliability::EndpointLoad>(reliability::PeakEwmaOptions{}, clock);
-      reliability::LimiterOptions limiter;
-      limiter.kind = options.reliability.limiter;
-      endpoint->limiter = *reliability::MakeLimiter(limiter);  // kind checked by Connect
+      endpoint->limiter = *reliability::MakeLimiter(EndpointLimiter(options));  // checked by Connect
       endpoints.push_back(std::move(endpoint));
     }
     return endpoints;
@@ -776,9 +789,7 @@ absl::StatusOr<std::unique_ptr<KvClient>> KvClient::Connect(const KvClientOption
     return absl::InvalidArgumentError(
         absl::StrCat("page_size_bytes must not be negative, got ", options.page_size_bytes));
   }
-  reliability::LimiterOptions limiter;
-  limiter.kind = options.reliability.limiter;
-  SG_RETURN_IF_ERROR(reliability::MakeLimiter(limiter).status());
+  SG_RETURN_IF_ERROR(reliability::MakeLimiter(client::EndpointLimiter(options)).status());
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   std::vector<std::shared_ptr<grpc::Channel>> channels;

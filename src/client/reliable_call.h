@@ -78,6 +78,10 @@ struct CallSpec {
   absl::Duration attempt_timeout = absl::ZeroDuration();
   // The namespace's SLO target for the pattern (bounds the hedge delay); zero = no hedge.
   absl::Duration slo_target = absl::ZeroDuration();
+  // An attempt answered OK later than this (the namespace's SLO target for the pattern)
+  // tells its endpoint's limiter what a drop does: the endpoint is congested, and a call
+  // that misses its SLO is no better than one that fails. Zero = only failures do.
+  absl::Duration late_after = absl::ZeroDuration();
   // Latencies of this namespace × pattern, for the hedge delay; may be null (no hedge).
   reliability::LatencyTracker* latencies = nullptr;
   // Sent with every attempt; unset: the gateway applies the namespace's default.
@@ -235,11 +239,13 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     attempt->hedge = hedge;
     attempt->endpoint = caller_->PickEndpoint(exclude);
     {
-      attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire();
+      // A call without a priority may fill the whole limit, as before tiers existed.
+      const double share = spec_.priority.has_value() ? LimitShare(*spec_.priority) : 1.0;
+      attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire(share);
       if (!attempt->permit.has_value() && caller_->endpoints_.size() > 1 && !hedge) {
         // The chosen endpoint is full: one other chance before failing fast.
         attempt->endpoint = caller_->PickEndpoint(attempt->endpoint);
-        attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire();
+        attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire(share);
       }
       if (!attempt->permit.has_value()) {
         caller_->counters_.limiter_refusals++;
@@ -312,7 +318,12 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       if (permit.has_value()) permit->OnDropped();
     } else {
       endpoint.load->OnSuccess(elapsed);
-      if (permit.has_value()) permit->OnSuccess(elapsed);
+      const bool late = spec_.late_after > absl::ZeroDuration() && elapsed > spec_.late_after;
+      if (permit.has_value() && late) {
+        permit->OnDropped();
+      } else if (permit.has_value()) {
+        permit->OnSuccess(elapsed);
+      }
       if (status.ok() && spec_.latencies != nullptr) spec_.latencies->Record(elapsed);
     }
     if (attempt.hedge) caller_->hedge_budget_.Release();

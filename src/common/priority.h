@@ -23,6 +23,22 @@ inline constexpr std::array<Priority, kPriorityTiers> kAllPriorities = {
 // 0 for critical .. 2 for sheddable.
 inline int PriorityRank(Priority priority) { return static_cast<int>(priority); }
 
+// The share of a concurrency limit a call of this tier may fill: under pressure sheddable
+// calls are refused first (past half the limit), then normal ones (past 80 %), and the last
+// fifth stays for critical calls (Netflix's partitioned limiter, with fixed shares). The
+// client's limiter applies it; the gateway's admission orders its queue by tier instead.
+inline double LimitShare(Priority priority) {
+  switch (priority) {
+    case Priority::kCritical:
+      return 1.0;
+    case Priority::kNormal:
+      return 0.8;
+    case Priority::kSheddable:
+      return 0.5;
+  }
+  return 1.0;
+}
+
 inline absl::string_view PriorityName(Priority priority) {
   switch (priority) {
     case Priority::kCritical:

@@ -5,11 +5,13 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -55,9 +57,14 @@ absl::StatusOr<std::string> ResolveBinary(const std::string& binary) {
   return absl::NotFoundError(absl::StrCat(binary, " not found in $PATH"));
 }
 
-// Runs in the child between fork and exec: async-signal-safe calls only.
+std::atomic<int> child_niceness{0};
+
+// Runs in the child between fork and exec: async-signal-safe calls only (setpriority is a
+// plain system call).
 [[noreturn]] void ExecChild(const char* path, char* const* argv, int in_fd, int out_fd,
-                            bool die_with_parent, pid_t parent) {
+                            bool die_with_parent, pid_t parent, int niceness) {
+  // Before exec, so every thread the program starts inherits it.
+  if (niceness != 0) ::setpriority(PRIO_PROCESS, 0, niceness);
   if (die_with_parent) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
@@ -79,6 +86,8 @@ absl::StatusOr<std::string> ResolveBinary(const std::string& binary) {
 }
 
 }  // namespace
+
+void SetChildNiceness(int niceness) { child_niceness.store(niceness); }
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(ChildProcessOptions options) {
   absl::StatusOr<std::string> path = ResolveBinary(options.binary);
@@ -102,9 +111,11 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(ChildProcessOp
   }
 
   const pid_t parent = ::getpid();
+  const int niceness = child_niceness.load();
   const pid_t pid = ::fork();
   if (pid == 0)
-    ExecChild(path->c_str(), argv.data(), in_fd, out_fd, options.die_with_parent, parent);
+    ExecChild(path->c_str(), argv.data(), in_fd, out_fd, options.die_with_parent, parent,
+              niceness);
   const int fork_errno = errno;
   ::close(in_fd);
   ::close(out_fd);

@@ -37,6 +37,12 @@ struct ChildProcessOptions {
   bool die_with_parent = true;
 };
 
+// The niceness (setpriority, -20..19) of every child this process starts from now on;
+// 0 (the default) keeps the parent's. A benchmark sets it above 0 so that the servers it
+// runs on the same cores never starve its load generator of the CPU (on separate machines
+// they could not), which would show up as latency of the generator, not of the servers.
+void SetChildNiceness(int niceness);
+
 class ChildProcess {
  public:
   // Forks and execs options.binary. NOT_FOUND when the binary is not an executable file (or

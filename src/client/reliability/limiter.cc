@@ -101,10 +101,12 @@ void ConcurrencyLimiter::Permit::Report(Outcome outcome, absl::Duration rtt) {
 
 // --- ConcurrencyLimiter ---
 
-std::optional<ConcurrencyLimiter::Permit> ConcurrencyLimiter::TryAcquire() {
+std::optional<ConcurrencyLimiter::Permit> ConcurrencyLimiter::TryAcquire(double share) {
+  const int64_t usable =
+      std::max<int64_t>(1, static_cast<int64_t>(std::ceil(limit() * std::min(share, 1.0))));
   int current = in_flight_.load(std::memory_order_relaxed);
   do {
-    if (current >= limit()) return std::nullopt;
+    if (current >= usable) return std::nullopt;
   } while (!in_flight_.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel,
                                              std::memory_order_relaxed));
   return Permit(this, current + 1);

@@ -75,8 +75,10 @@ class ConcurrencyLimiter {
   virtual ~ConcurrencyLimiter() = default;
 
   // A permit if fewer than limit() calls are in flight, else nullopt: the caller should fail
-  // the call at once (RESOURCE_EXHAUSTED) rather than wait.
-  virtual std::optional<Permit> TryAcquire();
+  // the call at once (RESOURCE_EXHAUSTED) rather than wait. With a `share` below 1, the call
+  // may use only that share of the limit (at least one slot): less important calls are
+  // refused while the rest of the limit stays free for more important ones.
+  std::optional<Permit> TryAcquire(double share = 1.0);
 
   // The current limit; calls are admitted while in_flight() < limit().
   int limit() const { return limit_.load(std::memory_order_relaxed); }

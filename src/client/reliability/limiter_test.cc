@@ -74,6 +74,23 @@ TEST_P(AdaptiveLimiterTest, RefusesOnceInFlightReachesTheLimit) {
   EXPECT_EQ(limiter->in_flight(), 4);
 }
 
+TEST_P(AdaptiveLimiterTest, ACallWithAShareMayFillOnlyThatShareOfTheLimit) {
+  auto limiter = Make();
+  ASSERT_EQ(limiter->limit(), 5);
+  std::vector<Permit> permits;
+  // Half of 5 rounds up to 3 slots; the other two stay for calls with a larger share.
+  while (std::optional<Permit> p = limiter->TryAcquire(0.5)) permits.push_back(std::move(*p));
+  EXPECT_EQ(permits.size(), 3u);
+  std::optional<Permit> more = limiter->TryAcquire(0.8);  // 4 slots
+  ASSERT_TRUE(more.has_value());
+  EXPECT_FALSE(limiter->TryAcquire(0.8).has_value());
+  EXPECT_TRUE(limiter->TryAcquire(1.0).has_value());
+  // Even the smallest share gets one slot of an idle limiter.
+  permits.clear();
+  more.reset();
+  EXPECT_TRUE(limiter->TryAcquire(0.01).has_value());
+}
+
 TEST_P(AnyLimiterTest, DestroyingAPermitIgnoresIt) {
   auto limiter = Make();
   {
