@@ -327,9 +327,15 @@ class FaultController {
 
   // Waits for the actions to finish (the run is over: a waiting step stops at once, and
   // what was set is cleared). Returns the first error.
+  // After the run: waits for the action, then undoes what outlasts it on purpose (a
+  // master killed for good comes back, as a replica, for the runs that follow).
   absl::Status Finish() {
     run_over_.Notify();
     acted_.WaitForNotification();
+    if (killed_master_.has_value()) {
+      absl::Status restarted = env_.cluster->RestartNode(*killed_master_);
+      if (status_.ok()) status_ = restarted;
+    }
     return status_;
   }
 
@@ -387,10 +393,10 @@ class FaultController {
     } else if (scenario_ == "redis-failover") {
       SG_ASSIGN_OR_RETURN(const testbed::RedisNode master, env_.cluster->MasterOfSlot(0));
       SG_RETURN_IF_ERROR(env_.cluster->KillNode(master.port));
+      killed_master_ = master.port;
+      // Never brought back during the run: the promoted replica serves the shard alone, and its writes are
+      // acknowledged without a replica (the `degrade` default of --redis-cluster).
       status = env_.cluster->WaitForFailover(master.port);
-      // The killed node comes back as its successor's replica, as an orchestrator would
-      // bring it: until then, writes waiting for a replica (replicas_ack 1) cannot finish.
-      if (status.ok()) status = env_.cluster->RestartNode(master.port);
     }
     MarkEnd();
     return status;
@@ -405,6 +411,7 @@ class FaultController {
   // Written by the action before acted_ is notified, read after.
   std::optional<absl::Duration> onset_;
   std::optional<absl::Duration> end_;
+  std::optional<int> killed_master_;  // redis-failover: the port of the master it killed
   absl::Status status_;
 };
 

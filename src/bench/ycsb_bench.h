@@ -18,8 +18,8 @@
 //   killed-replica   gateway 0 SIGKILLed; started again at fault_end
 //   rolling-restart  each gateway in turn drained (SIGTERM) and started again
 //   overload         offered load at 2x the capacity measured just before (open loop)
-//   redis-failover   the master of slot 0 SIGKILLed; the cluster fails over; the node is
-//                    started again and rejoins as a replica
+//   redis-failover   the master of slot 0 SIGKILLed and never restarted; the cluster fails
+//                    over to its replica, which then serves the shard alone
 //
 // Targets: stategate-rocksdb (`replicas` gateways, each on its own embedded RocksDB, loaded
 // with the same records), stategate-redis (`replicas` gateways over one Redis Cluster of 3

@@ -45,11 +45,11 @@ std::string Describe(std::string_view ns, std::string_view id, std::string_view 
 
 inline constexpr int kMinAimdLimit = 8;
 
-// One endpoint's limiter. An AIMD limit never falls below kMinAimdLimit: a late answer
-// counts as a drop (CallSpec::late_after), and the tail of a healthy gateway's latency
-// (a compaction, an fsync) would otherwise walk an idle client's limit down to one or
-// two calls and refuse the next burst. Overload is still held off: a gateway answering
-// within its SLO serves far more than kMinAimdLimit calls at a time.
+// One endpoint's limiter. An AIMD limit never falls below kMinAimdLimit: late answers
+// shrink it (CallSpec::late_after), and a burst of them from a healthy gateway's tail (a
+// compaction, an fsync) would otherwise leave a lightly loaded client one or two calls
+// and refuse the next burst, sheddable calls (half the limit) first. Overload is still
+// held off: a gateway answering within its SLO serves far more than that at a time.
 reliability::LimiterOptions EndpointLimiter(const KvClientOptions& options) {
   reliability::LimiterOptions limiter;
   limiter.kind = options.reliability.limiter;

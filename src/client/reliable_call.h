@@ -78,9 +78,9 @@ struct CallSpec {
   absl::Duration attempt_timeout = absl::ZeroDuration();
   // The namespace's SLO target for the pattern (bounds the hedge delay); zero = no hedge.
   absl::Duration slo_target = absl::ZeroDuration();
-  // An attempt answered OK later than this (the namespace's SLO target for the pattern)
-  // tells its endpoint's limiter what a drop does: the endpoint is congested, and a call
-  // that misses its SLO is no better than one that fails. Zero = only failures do.
+  // An attempt answered OK later than this (the namespace's SLO target for the pattern) is
+  // reported to its endpoint's limiter as late (ConcurrencyLimiter::Permit::OnLate): a call
+  // that misses its SLO is a congestion signal, almost as a failure is. Zero = never late.
   absl::Duration late_after = absl::ZeroDuration();
   // Latencies of this namespace × pattern, for the hedge delay; may be null (no hedge).
   reliability::LatencyTracker* latencies = nullptr;
@@ -320,7 +320,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       endpoint.load->OnSuccess(elapsed);
       const bool late = spec_.late_after > absl::ZeroDuration() && elapsed > spec_.late_after;
       if (permit.has_value() && late) {
-        permit->OnDropped();
+        permit->OnLate(elapsed);
       } else if (permit.has_value()) {
         permit->OnSuccess(elapsed);
       }

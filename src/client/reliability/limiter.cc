@@ -127,10 +127,12 @@ void AimdLimit::OnSample(const Sample& sample) {
   absl::MutexLock lock(&mu_);
   const int current = limit();
   int next = current;
-  if (sample.outcome == Outcome::kDropped || sample.rtt > options_.timeout) {
+  const bool busy = sample.in_flight * 2 >= current;
+  if (sample.outcome == Outcome::kDropped || sample.rtt > options_.timeout ||
+      (sample.outcome == Outcome::kLate && busy)) {
     // At least −1, so a small limit still backs off where × ratio would truncate to itself.
     next = std::min(current - 1, static_cast<int>(current * options_.backoff_ratio));
-  } else if (sample.in_flight * 2 >= current) {
+  } else if (sample.outcome == Outcome::kSuccess && busy) {
     next = current + 1;
   }
   set_limit(std::clamp(next, std::max(1, options_.min_limit), options_.max_limit));

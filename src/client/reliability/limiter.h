@@ -7,6 +7,10 @@
 //   OnDropped()     the call timed out or was refused for overload: a congestion signal.
 //   OnIgnore()      the outcome says nothing about the server (e.g. the caller cancelled, or
 //                   the call failed for a reason unrelated to load).
+//   OnLate(rtt)     the call completed, but later than its SLO target: AIMD takes it as a
+//                   drop when the call was sent while the limit was at least half used (the
+//                   lateness is congestion this client may cause), and otherwise as neither
+//                   a rise nor a fall (the server's own tail); the others learn from `rtt`.
 // The first report counts and later ones are ignored; a permit destroyed without a report
 // counts as OnIgnore(). Every report frees the permit's slot.
 //
@@ -37,12 +41,12 @@ namespace stategate::reliability {
 
 class ConcurrencyLimiter {
  public:
-  enum class Outcome { kSuccess, kDropped, kIgnored };
+  enum class Outcome { kSuccess, kLate, kDropped, kIgnored };
 
   // What a finished call tells the algorithm.
   struct Sample {
     Outcome outcome = Outcome::kSuccess;
-    absl::Duration rtt;  // zero unless outcome == kSuccess
+    absl::Duration rtt;  // zero unless outcome is kSuccess or kLate
     int in_flight = 0;   // calls in flight just after this one was admitted, itself included
   };
 
@@ -57,6 +61,7 @@ class ConcurrencyLimiter {
     ~Permit();
 
     void OnSuccess(absl::Duration rtt) { Report(Outcome::kSuccess, rtt); }
+    void OnLate(absl::Duration rtt) { Report(Outcome::kLate, rtt); }
     void OnDropped() { Report(Outcome::kDropped, absl::ZeroDuration()); }
     void OnIgnore() { Report(Outcome::kIgnored, absl::ZeroDuration()); }
 
@@ -118,7 +123,8 @@ struct AimdOptions {
 };
 
 // On success, +1 if the call saw in_flight ≥ limit / 2 (an idle client does not inflate its
-// limit); on a drop (or a success slower than `timeout`), × backoff_ratio.
+// limit); on a drop (or a success slower than `timeout`, or a late one that saw
+// in_flight ≥ limit / 2), × backoff_ratio.
 class AimdLimit : public ConcurrencyLimiter {
  public:
   explicit AimdLimit(AimdOptions options = {});

@@ -91,6 +91,24 @@ TEST_P(AdaptiveLimiterTest, ACallWithAShareMayFillOnlyThatShareOfTheLimit) {
   EXPECT_TRUE(limiter->TryAcquire(0.01).has_value());
 }
 
+TEST(AimdLimitTest, ALateAnswerShrinksTheLimitOnlyWhenTheLimitWasBusy) {
+  AimdOptions options;
+  options.initial_limit = 10;
+  AimdLimit limiter(options);
+  {
+    // One call out of 10: the lateness is the server's own, not congestion we cause.
+    std::optional<Permit> p = limiter.TryAcquire();
+    p->OnLate(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(limiter.limit(), 10);
+  {
+    std::vector<Permit> permits;
+    for (int i = 0; i < 5; ++i) permits.push_back(*limiter.TryAcquire());
+    permits.back().OnLate(absl::Milliseconds(50));  // sent as the fifth of 10: busy
+  }
+  EXPECT_EQ(limiter.limit(), 9);
+}
+
 TEST_P(AnyLimiterTest, DestroyingAPermitIgnoresIt) {
   auto limiter = Make();
   {
