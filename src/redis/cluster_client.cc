@@ -298,6 +298,11 @@ class ClusterClientImpl final : public ClusterClient {
     }
   }
 
+  std::string MasterOf(std::string_view hash_key) override {
+    NodePool* owner = OwnerOf(KeySlot(hash_key));
+    return owner == nullptr ? "" : owner->address();
+  }
+
   ClusterStats stats() const override {
     ClusterStats s;
     s.pipelines = pipelines_.load();

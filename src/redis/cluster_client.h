@@ -92,6 +92,10 @@ class ClusterClient {
   [[nodiscard]] virtual absl::StatusOr<std::vector<Reply>> Pipeline(
       std::string_view hash_key, const std::vector<Command>& commands) = 0;
 
+  // "host:port" of the master that owns hash_key's slot in the client's current slot map,
+  // or "" if none does: for callers that keep state per shard.
+  virtual std::string MasterOf(std::string_view hash_key) = 0;
+
   virtual ClusterStats stats() const = 0;
 };
 

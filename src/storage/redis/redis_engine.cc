@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "absl/base/thread_annotations.h"
@@ -181,15 +182,30 @@ class RedisClusterEngine : public StorageEngine {
       args.push_back(key);
       args.push_back(Cell(write.version, put));
     }
-    std::vector<Command> commands = {write_script_.EvalSha(
-        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args)};
-    if (write.replicas_ack > 0) {
-      const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
-      commands.push_back({"WAIT", std::to_string(write.replicas_ack),
-                          std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
-      // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
-      if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
+    const Command script = write_script_.EvalSha(
+        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args);
+    const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
+    // The replicas a round waits for: replicas_ack, or with accept_fewer_live_replicas no
+    // more than the shard's master had live at its last write, so that a shard left
+    // without its replica does not spend a whole WAIT slice on every write. (ROLE in the
+    // same pipeline tells whether one came back; then the next round waits for it.)
+    const std::string master =
+        write.accept_fewer_live_replicas ? client_->MasterOf(keys.cells) : std::string();
+    int64_t wait_for = write.replicas_ack;
+    if (write.accept_fewer_live_replicas) {
+      wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(master).value_or(wait_for));
     }
+    auto round = [&] {
+      std::vector<Command> commands = {script};
+      if (write.replicas_ack > 0) {
+        commands.push_back(
+            {"WAIT", std::to_string(wait_for),
+             std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
+        // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
+        if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
+      }
+      return commands;
+    };
     // Until enough replicas have it: each round is the script again (a replay, which bumps
     // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
     // its replica in a failover gets one back within a few rounds when the node returns.
@@ -199,7 +215,7 @@ class RedisClusterEngine : public StorageEngine {
     for (;;) {
       SG_ASSIGN_OR_RETURN(
           std::vector<Reply> replies,
-          redis::PipelineWithScript(*client_, keys.cells, commands, 0, write_script_));
+          redis::PipelineWithScript(*client_, keys.cells, round(), 0, write_script_));
       if (replies[0].is_error()) return ScriptError(replies[0], "write");
       if (write.replicas_ack == 0) return absl::OkStatus();
       if (replies[1].type != Reply::Type::kInteger) return ScriptError(replies[1], "WAIT");
@@ -207,10 +223,12 @@ class RedisClusterEngine : public StorageEngine {
       if (acked >= write.replicas_ack) return absl::OkStatus();
       if (write.accept_fewer_live_replicas) {
         SG_ASSIGN_OR_RETURN(const int64_t live, LiveReplicas(replies[2]));
+        RememberLiveReplicas(master, live);
         if (acked >= live) {
           CountDegraded(write, acked, live);
           return absl::OkStatus();
         }
+        wait_for = std::min<int64_t>(write.replicas_ack, live);  // one came back: wait for it
       }
       if (!give_up.has_value()) give_up = absl::Now() + options_.replicas_ack_timeout;
       if (absl::Now() >= *give_up) {
@@ -333,6 +351,21 @@ class RedisClusterEngine : public StorageEngine {
     return static_cast<int64_t>(role.elements[2].elements.size());
   }
 
+  // The replicas `master` had live at the last write that asked (ROLE); nullopt if none
+  // asked yet, or the master is unknown.
+  std::optional<int64_t> KnownLiveReplicas(const std::string& master) const {
+    if (master.empty()) return std::nullopt;
+    absl::MutexLock lock(&mu_);
+    auto it = live_replicas_.find(master);
+    if (it == live_replicas_.end()) return std::nullopt;
+    return it->second;
+  }
+  void RememberLiveReplicas(const std::string& master, int64_t live) {
+    if (master.empty()) return;
+    absl::MutexLock lock(&mu_);
+    live_replicas_[master] = live;
+  }
+
   // A write acknowledged by fewer than replicas_ack replicas: counted, and logged at most
   // every kDegradedLogInterval so that a long shortfall does not flood the log.
   void CountDegraded(const RecordWrite& write, int64_t acked, int64_t live) {
@@ -440,6 +473,8 @@ class RedisClusterEngine : public StorageEngine {
   const redis::Script purge_script_;
   mutable absl::Mutex mu_;
   mutable std::map<std::string, std::string> epochs_ ABSL_GUARDED_BY(mu_);
+  // By master address: its live replicas as the last ROLE of a degradable write saw them.
+  std::map<std::string, int64_t> live_replicas_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> degraded_writes_{0};
   std::atomic<int64_t> last_degraded_log_us_{0};
 };
