@@ -46,8 +46,7 @@ double GoodputWithin(const LoadRecorder& recorder, absl::Duration onset, absl::D
   if (last <= first) return 0;
   int64_t within = 0;
   for (int64_t i = first; i < last; ++i) within += recorder.Interval(i).ok_within_slo;
-  return static_cast<double>(within) /
-         absl::ToDoubleSeconds(recorder.interval() * (last - first));
+  return static_cast<double>(within) / absl::ToDoubleSeconds(recorder.interval() * (last - first));
 }
 
 using ycsb::OpKind;
@@ -394,8 +393,8 @@ class FaultController {
       SG_ASSIGN_OR_RETURN(const testbed::RedisNode master, env_.cluster->MasterOfSlot(0));
       SG_RETURN_IF_ERROR(env_.cluster->KillNode(master.port));
       killed_master_ = master.port;
-      // Never brought back during the run: the promoted replica serves the shard alone, and its writes are
-      // acknowledged without a replica (the `degrade` default of --redis-cluster).
+      // Never brought back during the run: the promoted replica serves the shard alone, and its
+      // writes are acknowledged without a replica (the `degrade` default of --redis-cluster).
       status = env_.cluster->WaitForFailover(master.port);
     }
     MarkEnd();
@@ -494,8 +493,7 @@ class Bench {
             SG_ASSIGN_OR_RETURN(capacity[workload], MeasureCapacity(*env, w));
           }
           const double overload_rate =
-              scenario == "overload" ? options_.overload_factor * capacity[workload].throughput
-                                     : 0;
+              scenario == "overload" ? options_.overload_factor * capacity[workload].throughput : 0;
           if (scenario == "overload") {
             run["capacity"] = capacity[workload].throughput;
             run["capacity_within_slo"] = capacity[workload].within_slo;
@@ -602,7 +600,8 @@ class Bench {
             {
               std::lock_guard<std::mutex> lock(generator_mu);
               ycsb::Operation op = generator.Next(rng);
-              if (op.kind == OpKind::kInsert) op = {.kind = OpKind::kRead, .record = 0};  // no new keys
+              if (op.kind == OpKind::kInsert)
+                op = {.kind = OpKind::kRead, .record = 0};  // no new keys
               probe_kinds.Set(index, op.kind);
               target_op = maker_.Make(op, rng);
             }
@@ -783,17 +782,16 @@ class Bench {
         const LoadStats stats = tiers[static_cast<size_t>(tier)].Total();
         nlohmann::json tier_errors = nlohmann::json::object();
         for (const auto& [code, count] : stats.errors) tier_errors[code] = count;
-        by_tier[std::string(PriorityName(tier))] = {{"ops", stats.ops},
-                                                    {"ok", stats.ok},
-                                                    {"slo_attainment", stats.slo_attainment()},
-                                                    {"goodput", stats.ok_within_slo / seconds},
-                                                    {"goodput_in_fault",
-                                                     window ? nlohmann::json(GoodputWithin(
-                                                                  tiers[static_cast<size_t>(tier)],
-                                                                  *onset, *end))
-                                                            : nlohmann::json(nullptr)},
-                                                    {"p99_us", stats.latency_us.Percentile(0.99)},
-                                                    {"errors", std::move(tier_errors)}};
+        by_tier[std::string(PriorityName(tier))] = {
+            {"ops", stats.ops},
+            {"ok", stats.ok},
+            {"slo_attainment", stats.slo_attainment()},
+            {"goodput", stats.ok_within_slo / seconds},
+            {"goodput_in_fault",
+             window ? nlohmann::json(GoodputWithin(tiers[static_cast<size_t>(tier)], *onset, *end))
+                    : nlohmann::json(nullptr)},
+            {"p99_us", stats.latency_us.Percentile(0.99)},
+            {"errors", std::move(tier_errors)}};
       }
       run["tiers"] = std::move(by_tier);
     }
@@ -854,7 +852,6 @@ class Bench {
   // The thread of every fault action; see FaultController.
   WorkerPool actions_{1};
 };
-
 
 }  // namespace
 

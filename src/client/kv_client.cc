@@ -550,7 +550,8 @@ class GrpcKvClient final : public KvClient {
       endpoint->control = v1::Control::NewStub(endpoint->channel);
       endpoint->load =
           std::make_unique<reliability::EndpointLoad>(reliability::PeakEwmaOptions{}, clock);
-      endpoint->limiter = *reliability::MakeLimiter(EndpointLimiter(options));  // checked by Connect
+      endpoint->limiter =
+          *reliability::MakeLimiter(EndpointLimiter(options));  // checked by Connect
       endpoints.push_back(std::move(endpoint));
     }
     return endpoints;

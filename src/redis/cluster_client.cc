@@ -223,10 +223,10 @@ class ClusterClientImpl final : public ClusterClient {
     NodePool* shard = OwnerOf(slot);
     if (shard != nullptr && !shard->TryEnter(options_.max_calls_per_shard)) {
       shard_refusals_.fetch_add(1, std::memory_order_relaxed);
-      return absl::UnavailableError(absl::StrCat(
-          "redis-cluster: the master of slot ", slot, " (", shard->address(), ") already has ",
-          options_.max_calls_per_shard,
-          " calls in flight (max_calls_per_shard): it is slow or failing over"));
+      return absl::UnavailableError(
+          absl::StrCat("redis-cluster: the master of slot ", slot, " (", shard->address(),
+                       ") already has ", options_.max_calls_per_shard,
+                       " calls in flight (max_calls_per_shard): it is slow or failing over"));
     }
     absl::Cleanup leave = [this, shard] {
       if (shard != nullptr) shard->Leave(options_.max_calls_per_shard);

@@ -114,8 +114,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(ChildProcessOp
   const int niceness = child_niceness.load();
   const pid_t pid = ::fork();
   if (pid == 0)
-    ExecChild(path->c_str(), argv.data(), in_fd, out_fd, options.die_with_parent, parent,
-              niceness);
+    ExecChild(path->c_str(), argv.data(), in_fd, out_fd, options.die_with_parent, parent, niceness);
   const int fork_errno = errno;
   ::close(in_fd);
   ::close(out_fd);

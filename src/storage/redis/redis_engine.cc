@@ -11,11 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "spdlog/spdlog.h"
 #include "src/common/checksum.h"
 #include "src/common/status_macros.h"
 #include "src/storage/record_merge.h"
 #include "src/storage/redis/lua_scripts.h"
-#include "spdlog/spdlog.h"
 
 namespace stategate::storage {
 namespace {
