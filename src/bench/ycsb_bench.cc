@@ -581,8 +581,12 @@ class Bench {
     std::mutex generator_mu;  // the workers share the generator
     Capacity capacity;
     std::vector<std::string> levels;
-    for (int workers : {kCapacityLevels[0], kCapacityLevels[1], options_.client_threads}) {
-      workers = std::min(workers, options_.client_threads);
+    std::vector<int> probes;
+    for (int workers : kCapacityLevels) {
+      if (workers < options_.client_threads) probes.push_back(workers);
+    }
+    probes.push_back(options_.client_threads);
+    for (int workers : probes) {
       LoadRecorder recorder;
       ClosedLoadOptions load;
       load.threads = workers;

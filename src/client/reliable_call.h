@@ -319,11 +319,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     } else {
       endpoint.load->OnSuccess(elapsed);
       const bool late = spec_.late_after > absl::ZeroDuration() && elapsed > spec_.late_after;
-      if (permit.has_value() && late) {
-        permit->OnLate(elapsed);
-      } else if (permit.has_value()) {
-        permit->OnSuccess(elapsed);
-      }
+      if (permit.has_value()) late ? permit->OnLate(elapsed) : permit->OnSuccess(elapsed);
       if (status.ok() && spec_.latencies != nullptr) spec_.latencies->Record(elapsed);
     }
     if (attempt.hedge) caller_->hedge_budget_.Release();

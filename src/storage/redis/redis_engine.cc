@@ -182,9 +182,8 @@ class RedisClusterEngine : public StorageEngine {
       args.push_back(key);
       args.push_back(Cell(write.version, put));
     }
-    const Command script = write_script_.EvalSha(
-        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args);
-    const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
+    std::vector<Command> commands = {write_script_.EvalSha(
+        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args)};
     // The replicas a round waits for: replicas_ack, or with accept_fewer_live_replicas no
     // more than the shard's master had live at its last write, so that a shard left
     // without its replica does not spend a whole WAIT slice on every write. (ROLE in the
@@ -195,17 +194,13 @@ class RedisClusterEngine : public StorageEngine {
     if (write.accept_fewer_live_replicas) {
       wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(master).value_or(wait_for));
     }
-    auto round = [&] {
-      std::vector<Command> commands = {script};
-      if (write.replicas_ack > 0) {
-        commands.push_back(
-            {"WAIT", std::to_string(wait_for),
-             std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
-        // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
-        if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
-      }
-      return commands;
-    };
+    if (write.replicas_ack > 0) {
+      const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
+      commands.push_back({"WAIT", std::to_string(wait_for),
+                          std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
+      // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
+      if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
+    }
     // Until enough replicas have it: each round is the script again (a replay, which bumps
     // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
     // its replica in a failover gets one back within a few rounds when the node returns.
@@ -215,7 +210,7 @@ class RedisClusterEngine : public StorageEngine {
     for (;;) {
       SG_ASSIGN_OR_RETURN(
           std::vector<Reply> replies,
-          redis::PipelineWithScript(*client_, keys.cells, round(), 0, write_script_));
+          redis::PipelineWithScript(*client_, keys.cells, commands, 0, write_script_));
       if (replies[0].is_error()) return ScriptError(replies[0], "write");
       if (write.replicas_ack == 0) return absl::OkStatus();
       if (replies[1].type != Reply::Type::kInteger) return ScriptError(replies[1], "WAIT");
@@ -228,7 +223,8 @@ class RedisClusterEngine : public StorageEngine {
           CountDegraded(write, acked, live);
           return absl::OkStatus();
         }
-        wait_for = std::min<int64_t>(write.replicas_ack, live);  // one came back: wait for it
+        // One came back: the next round waits for it.
+        commands[1][1] = std::to_string(std::min<int64_t>(write.replicas_ack, live));
       }
       if (!give_up.has_value()) give_up = absl::Now() + options_.replicas_ack_timeout;
       if (absl::Now() >= *give_up) {
