@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/grpcpp.h"
 #include "src/client/chunking.h"
@@ -791,6 +792,14 @@ absl::StatusOr<std::unique_ptr<KvClient>> KvClient::Connect(const KvClientOption
         absl::StrCat("page_size_bytes must not be negative, got ", options.page_size_bytes));
   }
   SG_RETURN_IF_ERROR(reliability::MakeLimiter(client::EndpointLimiter(options)).status());
+  // gRPC 1.51 shuts its library down when its last object is destroyed, on whichever thread
+  // drops it. A process that exits right after its last call (the CLI) raced that shutdown:
+  // ASan saw a double free in grpc_cq_internal_unref on a gRPC thread. Initialised once more
+  // for the life of the process, the library is never shut down under a running exit.
+  [[maybe_unused]] static const bool grpc_kept_initialised = [] {
+    grpc_init();
+    return true;
+  }();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   std::vector<std::shared_ptr<grpc::Channel>> channels;
