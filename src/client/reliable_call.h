@@ -311,6 +311,12 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     } else if (code == grpc::StatusCode::CANCELLED && cancelled_by_us_.load()) {
       endpoint.load->OnCancel(elapsed);
       if (permit.has_value()) permit->OnIgnore();
+    } else if (code == grpc::StatusCode::UNAVAILABLE &&
+               attempt.ctx.GetServerTrailingMetadata().count(kShardUnavailableKey) > 0) {
+      // One shard behind the gateway failed, not the gateway, which answered: its
+      // other calls (other shards, other namespaces) must not be refused or steered away.
+      endpoint.load->OnSuccess(elapsed);
+      if (permit.has_value()) permit->OnIgnore();
     } else if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::INTERNAL ||
                code == grpc::StatusCode::DEADLINE_EXCEEDED ||
                code == grpc::StatusCode::RESOURCE_EXHAUSTED) {

@@ -11,6 +11,10 @@ inline constexpr char kConfigVersionKey[] = "stategate-config-version";
 // calls shortly, and a client with other gateways sends its next calls there.
 inline constexpr char kDrainingKey[] = "stategate-draining";
 
+// Trailing metadata of an UNAVAILABLE answer that is about one shard behind the gateway
+// (its value), not the gateway: a client keeps sending the gateway its other calls.
+inline constexpr char kShardUnavailableKey[] = "stategate-shard-unavailable";
+
 // Request metadata: the call's priority tier (critical, normal, sheddable).
 inline constexpr char kPriorityMetadataKey[] = "stategate-priority";
 

@@ -32,6 +32,15 @@ class WorkerPool {
     tasks_.push_back(std::move(task));
   }
 
+  // Submit, unless `max_queued` tasks already wait for a thread: then false, and `task` is
+  // dropped unrun. The queue of a pool that must never grow without a bound.
+  [[nodiscard]] bool TrySubmit(std::function<void()> task, size_t max_queued) {
+    absl::MutexLock lock(&mu_);
+    if (tasks_.size() >= max_queued) return false;
+    tasks_.push_back(std::move(task));
+    return true;
+  }
+
  private:
   void Run() {
     while (true) {

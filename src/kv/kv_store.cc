@@ -669,6 +669,30 @@ absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& 
   return response;
 }
 
+std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::PutItemsRequest& r) const {
+  return engine_->ShardOf(ns.name, r.id());
+}
+std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::GetItemsRequest& r) const {
+  return engine_->ShardOf(ns.name, r.id());
+}
+std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::DeleteItemsRequest& r) const {
+  return engine_->ShardOf(ns.name, r.id());
+}
+std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::MutateItemsRequest& r) const {
+  return engine_->ShardOf(ns.name, r.id());
+}
+std::string KvStore::ShardOf(const NamespaceConfig&, const v1::ScanItemsRequest&) const {
+  return "";
+}
+std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::PutChunkRequest& r) const {
+  return engine_->ShardOf(ChunkTable(ns.name),
+                          ChunkRecordId(r.id(), r.key(), ToVersion(r.token())));
+}
+std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::GetChunkRequest& r) const {
+  return engine_->ShardOf(ChunkTable(ns.name),
+                          ChunkRecordId(r.id(), r.key(), ToVersion(r.version())));
+}
+
 absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns,
                                                        const v1::PutChunkRequest& request) {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));

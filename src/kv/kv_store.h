@@ -56,6 +56,18 @@ class KvStore {
   absl::StatusOr<v1::GetChunkResponse> GetChunk(const NamespaceConfig& ns,
                                                 const v1::GetChunkRequest& request);
 
+  // The engine shard a call's work goes to (the record it reads or writes; for a chunk, the
+  // chunk's record), for the gateway's per-shard bulkheads; "" for a scan, which visits
+  // every shard, and on an engine with one shard. Unchecked: a request that fails
+  // validation still has a shard, and then fails there without engine work.
+  std::string ShardOf(const NamespaceConfig& ns, const v1::PutItemsRequest& request) const;
+  std::string ShardOf(const NamespaceConfig& ns, const v1::GetItemsRequest& request) const;
+  std::string ShardOf(const NamespaceConfig& ns, const v1::DeleteItemsRequest& request) const;
+  std::string ShardOf(const NamespaceConfig& ns, const v1::MutateItemsRequest& request) const;
+  std::string ShardOf(const NamespaceConfig& ns, const v1::ScanItemsRequest& request) const;
+  std::string ShardOf(const NamespaceConfig& ns, const v1::PutChunkRequest& request) const;
+  std::string ShardOf(const NamespaceConfig& ns, const v1::GetChunkRequest& request) const;
+
   // Deletes chunks no committed item refers to: those of superseded, deleted or expired
   // values, and uploads never committed, once they are older than twice the clock skew
   // (after that no commit can be accepted for them). Returns how many chunk sets it removed.

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
+#include "src/common/call_deadline.h"
 
 namespace stategate::redis {
 namespace {
@@ -216,7 +217,10 @@ class ClusterClientImpl final : public ClusterClient {
   absl::StatusOr<std::vector<Reply>> Pipeline(std::string_view hash_key,
                                               const std::vector<Command>& commands) override {
     const int slot = KeySlot(hash_key);
-    const absl::Time give_up = absl::Now() + options_.retry_window;
+    // In a call, nothing sleeps and nothing waits past its deadline: the answer would be of
+    // no use, and the thread is better spent on calls to other shards (see the header).
+    const bool in_call = CallDeadline() != absl::InfiniteFuture();
+    const absl::Time give_up = std::min(absl::Now() + options_.retry_window, CallDeadline());
     pipelines_.fetch_add(1, std::memory_order_relaxed);
     // The bulkhead: a shard that stalls or fails over holds at most max_calls_per_shard of
     // the caller's threads; the rest are refused at once and stay free for other shards.
@@ -238,7 +242,9 @@ class ClusterClientImpl final : public ClusterClient {
     bool wait = false;  // back off before this attempt
     for (;;) {
       if (wait) {
-        if (absl::Now() + backoff > give_up) {
+        if (in_call || absl::Now() + backoff > give_up) {
+          // Learn a failover's outcome for the calls that follow, even when this one is over.
+          (void)RefreshTopology(/*force=*/false);
           return absl::UnavailableError(
               absl::StrCat("redis-cluster: slot ", slot, " unavailable: ", last.message()));
         }
@@ -260,8 +266,24 @@ class ClusterClientImpl final : public ClusterClient {
         last = conn.status();
         continue;
       }
+      // A call due before the connection's own timeout waits only until it is due.
+      const absl::Duration left = give_up - absl::Now();
+      const bool shortened = left < options_.io_timeout;
+      if (shortened) {
+        redisSetTimeout(conn->get(), absl::ToTimeval(std::max(left, absl::Milliseconds(1))));
+      }
       absl::StatusOr<std::vector<Reply>> replies = RunPipeline(conn->get(), commands, asking);
+      if (shortened && (*conn)->err == 0) {
+        redisSetTimeout(conn->get(), absl::ToTimeval(options_.io_timeout));
+      }
       node->Release(std::move(*conn));
+      if (!replies.ok() && shortened && absl::Now() >= give_up) {
+        // Our own deadline, not the node's fault: its other connections are fine.
+        last = absl::UnavailableError(absl::StrCat("redis node ", node->address(),
+                                                   " gave no answer before the call's deadline (",
+                                                   replies.status().message(), ")"));
+        continue;
+      }
       if (!replies.ok()) {
         node->DropIdle();  // the node probably went away: its other connections are dead too
         last = replies.status();

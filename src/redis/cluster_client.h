@@ -5,8 +5,12 @@
 // the cluster when it moves: MOVED updates the slot map and retries at once, ASK retries
 // once on the importing node with ASKING, TRYAGAIN / CLUSTERDOWN / LOADING / a refused or
 // broken connection refresh the slot map and retry with backoff until the call's retry
-// window is over. A pipeline may therefore run more than once: send only idempotent
-// commands (stategate's writes are version-checked scripts, so a replay is a no-op).
+// window is over. A call made under a CallDeadline (call_deadline.h: the gateway's request
+// path) never sleeps: it fails UNAVAILABLE at the first such failure, holding its thread no
+// longer, and its caller retries on timers (the reliable client does); its pipelines wait
+// no longer than the deadline either. A pipeline may therefore run more than once: send
+// only idempotent commands (stategate's writes are version-checked scripts, so a replay is a
+// no-op).
 //
 // Connections: a pool per node, one connection per pipeline in flight, so calls from many
 // threads run in parallel. Calls block the calling thread (the gateway runs engine work on

@@ -236,14 +236,16 @@ AdmissionStats Admission::stats() const {
 
 namespace stategate::server {
 
-absl::StatusOr<std::shared_ptr<Admission>> Admissions::For(const NamespaceConfig& ns) {
+absl::StatusOr<std::shared_ptr<Admission>> Admissions::For(const NamespaceConfig& ns,
+                                                           const std::string& shard) {
   absl::MutexLock lock(&mu_);
-  std::shared_ptr<Admission>& admission = by_namespace_[ns.name];
+  const std::pair<std::string, std::string> key{ns.name, shard};
+  std::shared_ptr<Admission>& admission = by_shard_[key];
   if (admission == nullptr || !(admission->config() == ns.admission)) {
     absl::StatusOr<std::shared_ptr<Admission>> made =
         Admission::Create(ns.admission, clock_, schedule_);
     if (!made.ok()) {
-      if (admission == nullptr) by_namespace_.erase(ns.name);
+      if (admission == nullptr) by_shard_.erase(key);
       return made.status();
     }
     admission = *std::move(made);
@@ -254,9 +256,11 @@ absl::StatusOr<std::shared_ptr<Admission>> Admissions::For(const NamespaceConfig
 std::vector<std::string> Admissions::Report() const {
   std::vector<std::string> lines;
   absl::MutexLock lock(&mu_);
-  for (const auto& [name, admission] : by_namespace_) {
+  for (const auto& [key, admission] : by_shard_) {
+    const auto& [name, shard] = key;
     const AdmissionStats stats = admission->stats();
-    std::string line = absl::StrCat("admission ", name, ": limit ", admission->limit(), ", running ",
+    std::string line = absl::StrCat("admission ", name, shard.empty() ? "" : " shard ", shard,
+                                    ": limit ", admission->limit(), ", running ",
                                     admission->running(), ", waiting ", admission->waiting());
     for (Priority priority : kAllPriorities) {
       const int rank = PriorityRank(priority);

@@ -21,6 +21,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <utility>
 #include <string>
 #include <memory>
 #include <optional>
@@ -143,25 +144,33 @@ class Admission : public std::enable_shared_from_this<Admission> {
 
 namespace stategate::server {
 
-// The Admission of every namespace, made on first use and made anew when a reload changes
-// the namespace's admission config (calls admitted before finish under the old one).
+// The Admission of every namespace and shard, made on first use and made anew when a reload
+// changes the namespace's admission config (calls admitted before finish under the old
+// one). Each shard of an engine with shards (a Redis Cluster master) has its own: calls
+// held up by a stalled shard fill that shard's limit and queue, never another's.
 // Thread-safe.
 class Admissions {
  public:
   Admissions(const Clock* clock, Admission::Schedule schedule)
       : clock_(clock), schedule_(std::move(schedule)) {}
 
-  // The namespace's Admission; INVALID_ARGUMENT only for a config ValidateAdmission refuses.
-  [[nodiscard]] absl::StatusOr<std::shared_ptr<Admission>> For(const NamespaceConfig& ns);
+  // The Admission of `shard` of the namespace's engine ("" for the engine as a whole, as
+  // StorageEngine::ShardOf says); INVALID_ARGUMENT only for a config ValidateAdmission
+  // refuses. Shards of a namespace are few (a cluster's masters), so they are never removed.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<Admission>> For(const NamespaceConfig& ns,
+                                                               const std::string& shard = "");
 
-  // One line per namespace: limit, running, waiting, and per tier admitted / shed / expired.
+  // One line per namespace and shard: limit, running, waiting, and per tier admitted / shed /
+  // expired.
   std::vector<std::string> Report() const;
 
  private:
   const Clock* const clock_;
   const Admission::Schedule schedule_;
   mutable absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<Admission>> by_namespace_ ABSL_GUARDED_BY(mu_);
+  // By (namespace, shard).
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<Admission>> by_shard_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stategate::server

@@ -226,6 +226,41 @@ TEST_F(AdmissionTest, ASlotDroppedUnfinishedStillFreesItsPlace) {
   EXPECT_EQ(started_.back(), "waiter");
 }
 
+// Each shard of a namespace has its own limit and queue: a stalled shard's full limit does
+// not shed a call to another shard.
+TEST(AdmissionsTest, EachShardOfANamespaceHasItsOwnAdmission) {
+  FakeClock clock;
+  FakeTimers timers(&clock);
+  Admissions admissions(&clock, timers.AsSchedule());
+  NamespaceConfig ns;
+  ns.name = "shared";
+  ns.admission.limiter = "aimd";
+  ns.admission.initial_limit = ns.admission.min_limit = ns.admission.max_limit = 1;
+  ns.admission.max_queue = 0;
+  absl::StatusOr<std::shared_ptr<Admission>> stalled = admissions.For(ns, "127.0.0.1:7000");
+  absl::StatusOr<std::shared_ptr<Admission>> healthy = admissions.For(ns, "127.0.0.1:7001");
+  ASSERT_TRUE(stalled.ok() && healthy.ok());
+  EXPECT_EQ(*stalled, *admissions.For(ns, "127.0.0.1:7000"));
+  EXPECT_NE(*stalled, *healthy);
+  EXPECT_NE(*stalled, *admissions.For(ns));
+
+  std::vector<Admission::Slot> held;
+  std::vector<std::string> refused;
+  const auto submit = [&](Admission& admission, const std::string& name) {
+    admission.Submit(
+        Priority::kCritical, clock.Now() + absl::Seconds(1),
+        [&](Admission::Slot slot) { held.push_back(std::move(slot)); },
+        [&refused, name](absl::Status, absl::Duration) { refused.push_back(name); });
+  };
+  submit(**stalled, "stalled-1");  // takes the stalled shard's only slot and keeps it
+  submit(**stalled, "stalled-2");  // shed there
+  submit(**healthy, "healthy");    // starts
+  EXPECT_EQ(held.size(), 2u);
+  EXPECT_EQ(refused, std::vector<std::string>{"stalled-2"});
+  EXPECT_EQ(admissions.Report().size(), 3u);
+  held.clear();
+}
+
 TEST_F(AdmissionTest, ItsConfigIsValidatedWithTheFieldNamed) {
   AdmissionConfig config;
   config.max_queue = -1;

@@ -32,6 +32,8 @@ namespace {
 constexpr int kMaxReceiveBytes = 80 << 20;
 // A drain's notice ends once no call has arrived for this long: the clients have moved.
 constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
+// Calls waiting for a thread of one engine lane (EnginePools) before it refuses more.
+constexpr size_t kMaxQueuedPerLane = 1024;
 // How long calls that arrive during the last moments of a drain may still take.
 constexpr absl::Duration kShutdownGrace = absl::Milliseconds(200);
 // Admin calls are rare; Pause holds one thread for its duration.
@@ -69,20 +71,30 @@ class GatewayImpl final : public Gateway {
         Clock::Real(), [timers = timers_.get()](absl::Duration delay, std::function<void()> task) {
           timers->Schedule(delay, std::move(task));
         });
-    pools_ = std::make_unique<EnginePools>(std::vector<std::string>{"rocksdb", "redis-cluster"},
-                                           config.worker_threads);
+    LaneOptions lanes;
+    lanes.threads = config.worker_threads;
+    // Admission bounds the calls each namespace runs on a shard (up to its max_limit, 512 by
+    // default); the lane's queue must hold that much, or it would refuse calls admission
+    // let in. Its bound is for a shard stalled under many namespaces at once: a queued call
+    // is a closure of a few hundred bytes.
+    lanes.max_queued = kMaxQueuedPerLane;
+    pools_ =
+        std::make_unique<EnginePools>(std::vector<std::string>{"rocksdb", "redis-cluster"}, lanes);
     admin_pool_ = std::make_unique<WorkerPool>(kAdminThreads);
     if (options_.fault_injection) {
       faults_ = std::make_unique<FaultInjector>();
       faults_->ReplaceAll(config.faults);
-      delays_ = std::make_unique<DelayQueue>();
       spdlog::warn("fault injection is ON (--fault-injection): never run this in production");
       for (const auto& [name, spec] : config.faults) {
         spdlog::warn("fault injection: namespace {}: {}", name, DescribeFaults(spec));
       }
     }
-    kv_service_ = std::make_unique<KvService>(store_.get(), namespaces_.get(), admissions_.get(),
-                                              pools_.get(), faults_.get(), delays_.get());
+    delays_ = std::make_unique<DelayQueue>();
+    KvServiceOptions kv_service_options;
+    kv_service_options.shard_retry_window = config.redis_cluster.retry_window;
+    kv_service_ =
+        std::make_unique<KvService>(store_.get(), namespaces_.get(), admissions_.get(),
+                                    pools_.get(), faults_.get(), delays_.get(), kv_service_options);
     control_service_ = std::make_unique<ControlService>(namespaces_.get(), options_.clock);
     admin_service_ =
         std::make_unique<AdminService>(faults_.get(), namespaces_.get(), admin_pool_.get());
@@ -146,7 +158,8 @@ class GatewayImpl final : public Gateway {
         "then up to {} for in-flight calls",
         absl::FormatDuration(options_.config.drain_notice),
         absl::FormatDuration(options_.config.drain_timeout));
-    // Delayed calls go on at once: a drain does not wait out injected latency.
+    // Delayed calls go on at once: a drain waits out neither injected latency nor a shard's
+    // retry backoff.
     if (delays_ != nullptr) delays_->Stop();
     if (server_ != nullptr) {
       // First the notice: calls are still served, each answer tells its client to go
@@ -229,8 +242,8 @@ class GatewayImpl final : public Gateway {
   std::unique_ptr<Admissions> admissions_;
   std::unique_ptr<EnginePools> pools_;
   std::unique_ptr<WorkerPool> admin_pool_;  // Admin.Pause runs here
-  std::unique_ptr<FaultInjector> faults_;  // null without fault injection
-  std::unique_ptr<DelayQueue> delays_;     // null without fault injection
+  std::unique_ptr<FaultInjector> faults_;   // null without fault injection
+  std::unique_ptr<DelayQueue> delays_;      // injected delays and shard retries (KvService)
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ControlService> control_service_;
   std::unique_ptr<AdminService> admin_service_;

@@ -7,8 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "src/client/reliability/backoff.h"
+#include "src/common/call_deadline.h"
 #include "src/common/grpc_status.h"
+#include "src/common/metadata_keys.h"
 #include "src/common/priority.h"
 #include "src/common/quote.h"
 #include "src/common/status_macros.h"
@@ -17,6 +21,11 @@
 
 namespace stategate::server {
 namespace {
+
+// Between the tries of a call whose shard is unavailable: a Redis failover takes seconds,
+// and its new master is found by the topology refresh the failed try started.
+const reliability::Backoff kShardRetryBackoff({.base = absl::Milliseconds(20),
+                                               .cap = absl::Milliseconds(250)});
 
 // What a call's answer tells its namespace's concurrency limit.
 Admission::Slot::Outcome OutcomeOf(const absl::Status& status) {
@@ -58,42 +67,52 @@ struct KvService::Call {
   std::shared_ptr<const NamespaceSet> set;  // current at arrival; holds `ns`
   const NamespaceConfig* ns = nullptr;
   Priority priority = Priority::kNormal;
+  // The namespace's SLO max for what it does (infinite for bulk data).
+  absl::Duration slo_max = absl::InfiniteDuration();
+  // Until when a shard's UNAVAILABLE is retried here: its deadline, or its arrival plus the
+  // shard retry window, whichever is first.
+  absl::Time retry_until = absl::InfiniteFuture();
+  int retries = 0;  // tries rescheduled after a shard's UNAVAILABLE
+  // Set at each try's admission. When the engine gives up on the try: the call's deadline,
+  // or the try's admission plus slo_max, whichever is first.
+  absl::Time deadline = absl::InfiniteFuture();
+  // Where the try's engine work goes (StorageEngine::ShardOf): its admission and its lane.
+  std::string shard;
 };
 
 grpc::ServerUnaryReactor* KvService::PutItems(grpc::CallbackServerContext* ctx,
-                                              const grpc::ByteBuffer* req,
-                                              grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite);
+                                              const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite, &NamespaceConfig::write);
 }
 grpc::ServerUnaryReactor* KvService::GetItems(grpc::CallbackServerContext* ctx,
-                                              const grpc::ByteBuffer* req,
-                                              grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead);
+                                              const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead, &NamespaceConfig::point_read);
 }
 grpc::ServerUnaryReactor* KvService::DeleteItems(grpc::CallbackServerContext* ctx,
                                                  const grpc::ByteBuffer* req,
                                                  grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite);
+  return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite, &NamespaceConfig::write);
 }
 grpc::ServerUnaryReactor* KvService::MutateItems(grpc::CallbackServerContext* ctx,
                                                  const grpc::ByteBuffer* req,
                                                  grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite);
+  return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite, &NamespaceConfig::write);
 }
 grpc::ServerUnaryReactor* KvService::ScanItems(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* req,
                                                grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead);
+  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead,
+               &NamespaceConfig::range_read);
 }
 grpc::ServerUnaryReactor* KvService::PutChunk(grpc::CallbackServerContext* ctx,
-                                              const grpc::ByteBuffer* req,
-                                              grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite);
+                                              const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite,
+               nullptr /* bulk data, no SLO */);
 }
 grpc::ServerUnaryReactor* KvService::GetChunk(grpc::CallbackServerContext* ctx,
-                                              const grpc::ByteBuffer* req,
-                                              grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead);
+                                              const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead,
+               nullptr /* bulk data, no SLO */);
 }
 
 // Step 1, on the gRPC thread, then step 2.
@@ -101,7 +120,8 @@ template <typename Request, typename Response>
 grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
                                            const grpc::ByteBuffer* request_bytes,
                                            grpc::ByteBuffer* response_bytes,
-                                           Method<Request, Response> method, Access access) {
+                                           Method<Request, Response> method, Access access,
+                                           const Slo NamespaceConfig::*slo) {
   CallStarted();
   auto call = std::make_shared<Call<Request>>();
   call->ctx = ctx;
@@ -119,6 +139,9 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
     }
     SG_RETURN_IF_ERROR(kv::CheckRequestBytes(*call->ns, request_bytes->Length()));
     SG_ASSIGN_OR_RETURN(call->priority, PriorityOf(*ctx, *call->ns));
+    if (slo != nullptr) call->slo_max = (call->ns->*slo).max;
+    call->retry_until =
+        std::min(absl::FromChrono(ctx->deadline()), absl::Now() + options_.shard_retry_window);
     return absl::OkStatus();
   }();
   if (!checked.ok()) {
@@ -147,58 +170,108 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
   return call->reactor;
 }
 
-// Step 3: the namespace's admission starts the call, queues it, or sheds it.
+// Step 3: the admission of the call's namespace and shard starts the call, queues it, or
+// sheds it. A try rescheduled after a shard's UNAVAILABLE starts here again.
 template <typename Request, typename Response>
 void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method) {
-  absl::StatusOr<std::shared_ptr<Admission>> admission = admissions_->For(*call->ns);
+  // An answer later than the SLO max has failed its SLO, and the reliable client has
+  // already cancelled the attempt: engine work past it only holds a thread. Counted from
+  // here, so that an injected delay stands for a slow network in front of the gateway.
+  call->deadline = std::min(absl::FromChrono(call->ctx->deadline()), absl::Now() + call->slo_max);
+  // Found again at each try: a failover moves the record's shard.
+  call->shard = store_->ShardOf(*call->ns, call->request);
+  absl::StatusOr<std::shared_ptr<Admission>> admission = admissions_->For(*call->ns, call->shard);
   if (!admission.ok()) {
-    Finish(call->reactor, absl::InternalError(absl::StrCat("admission: ", admission.status().message())));
+    Finish(call->reactor,
+           absl::InternalError(absl::StrCat("admission: ", admission.status().message())));
     return;
   }
-  (*admission)->Submit(
-      call->priority, absl::FromChrono(call->ctx->deadline()),
-      [this, call, method](Admission::Slot slot) { RunOnEngine(call, std::move(slot), method); },
-      [this, call](absl::Status status, absl::Duration pushback) {
-        if (absl::IsResourceExhausted(status)) SetRetryPushback(*call->ctx, pushback);
-        Finish(call->reactor, status);
-      });
+  (*admission)
+      ->Submit(
+          call->priority, call->deadline,
+          [this, call, method](Admission::Slot slot) {
+            RunOnEngine(call, std::move(slot), method);
+          },
+          [this, call](absl::Status status, absl::Duration pushback) {
+            if (absl::IsResourceExhausted(status)) SetRetryPushback(*call->ctx, pushback);
+            Finish(call->reactor, status);
+          });
 }
 
 // Steps 4 and 5, on the engine's pool.
 template <typename Request, typename Response>
 void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
                             Method<Request, Response> method) {
-  WorkerPool* pool = pools_->For(call->ns->engine);
-  if (pool == nullptr) {
-    slot.Finish(Admission::Slot::Outcome::kIgnored);
-    Finish(call->reactor,
-           absl::InternalError(absl::StrCat("no worker pool for engine ", call->ns->engine)));
-    return;
-  }
+  const std::string& shard = call->shard;
   auto held = std::make_shared<Admission::Slot>(std::move(slot));
   // The store is captured by value, not reached through `this`: built with ASan and UBSan,
   // GCC 12 reported `this->store_` inside this lambda as a misaligned access at an address
   // in ASan's shadow memory (not `this`) and aborted every call.
   kv::KvStore* const store = store_;
-  pool->Submit([this, store, call, held, method] {
-    // Work whose caller has given up is dropped, not done.
-    if (call->ctx->IsCancelled()) {
+  const EnginePools::Submitted submitted =
+      pools_->Submit(call->ns->engine, shard, [this, store, call, held, method, shard] {
+        // Work whose caller has given up is dropped, not done.
+        if (call->ctx->IsCancelled()) {
+          held->Finish(Admission::Slot::Outcome::kIgnored);
+          Finish(call->reactor, absl::CancelledError("the caller cancelled the call"));
+          return;
+        }
+        if (call->deadline <= absl::Now()) {
+          held->Finish(Admission::Slot::Outcome::kDropped);
+          Finish(call->reactor,
+                 absl::DeadlineExceededError(
+                     "the call's deadline (or its SLO max) passed while it waited for its engine"));
+          return;
+        }
+        absl::StatusOr<Response> response = [&] {
+          ScopedCallDeadline deadline(call->deadline);
+          return std::invoke(method, store, *call->ns, call->request);
+        }();
+        absl::Status status = response.status();
+        held->Finish(OutcomeOf(status));
+        if (status.ok()) status = SerializeResponse(*response, *call->response_bytes);
+        const bool shard_unavailable = absl::IsUnavailable(status) && !shard.empty();
+        if (shard_unavailable && RetryLater(call, method)) return;
+        // The gateway is well; one shard behind it is not (the client keeps using the gateway).
+        if (shard_unavailable) call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
+        Finish(call->reactor, status);
+      });
+  switch (submitted) {
+    case EnginePools::Submitted::kQueued:
+      return;
+    case EnginePools::Submitted::kUnknownEngine:
       held->Finish(Admission::Slot::Outcome::kIgnored);
-      Finish(call->reactor, absl::CancelledError("the caller cancelled the call"));
+      Finish(call->reactor,
+             absl::InternalError(absl::StrCat("no worker lane for engine ", call->ns->engine)));
       return;
-    }
-    if (call->ctx->deadline() < std::chrono::system_clock::now()) {
-      held->Finish(Admission::Slot::Outcome::kDropped);
-      Finish(call->reactor, absl::DeadlineExceededError(
-                                "the call's deadline passed while it waited for its engine"));
+    case EnginePools::Submitted::kLaneFull:
+      // A stalled shard fills its own lane and fails fast there, never delaying another.
+      held->Finish(Admission::Slot::Outcome::kIgnored);
+      SetRetryPushback(*call->ctx, kDefaultRetryPushback);
+      if (!shard.empty()) call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
+      Finish(call->reactor, absl::UnavailableError(absl::StrCat(
+                                "engine ", call->ns->engine, shard.empty() ? "" : " shard ", shard,
+                                " is behind: ", pools_->options().max_queued,
+                                " calls already wait for it; calls to other shards and "
+                                "engines go on; retry after the pushback")));
       return;
-    }
-    absl::StatusOr<Response> response = std::invoke(method, store, *call->ns, call->request);
-    absl::Status status = response.status();
-    held->Finish(OutcomeOf(status));
-    if (status.ok()) status = SerializeResponse(*response, *call->response_bytes);
-    Finish(call->reactor, status);
-  });
+  }
+}
+
+// A shard that failed over, lost its connection or is short of replicas is usually back
+// within seconds. The try is over and its thread free; the call waits on a timer and starts
+// again at admission, until its retry window or its deadline is over, its caller cancels,
+// or the gateway drains (then the client's own retry goes to another gateway).
+template <typename Request, typename Response>
+bool KvService::RetryLater(std::shared_ptr<Call<Request>> call, Method<Request, Response> method) {
+  thread_local absl::BitGen gen;
+  const absl::Duration delay = kShardRetryBackoff.Delay(call->retries, gen);
+  if (draining_.load() || call->ctx->IsCancelled() || absl::Now() + delay >= call->retry_until) {
+    return false;
+  }
+  ++call->retries;
+  delays_->Schedule(delay, [this, call, method] { Admit(call, method); });
+  return true;
 }
 
 void KvService::CallStarted() {
@@ -231,8 +304,9 @@ bool KvService::WaitQuiet(absl::Duration quiet, absl::Duration timeout) {
 
 bool KvService::WaitIdle(absl::Duration timeout) {
   absl::MutexLock lock(&calls_mu_);
-  return calls_mu_.AwaitWithTimeout(
-      absl::Condition(+[](int* n) { return *n == 0; }, &calls_in_flight_), timeout);
+  return calls_mu_.AwaitWithTimeout(absl::Condition(
+                                        +[](int* n) { return *n == 0; }, &calls_in_flight_),
+                                    timeout);
 }
 
 }  // namespace stategate::server

@@ -8,8 +8,11 @@
 //      thread; an injected error finishes the call without running it.
 //   3. Admission (admission.h): the namespace's concurrency limit and priority queue admit
 //      the call, or shed it at once with RESOURCE_EXHAUSTED and retry pushback.
-//   4. The engine: the call runs on its engine's own pool (engine_pools.h), unless its
-//      caller gave up or its deadline passed while it waited.
+//   4. The engine: the call runs on the lane of its engine and shard (engine_pools.h), or
+//      fails at once with UNAVAILABLE, pushback and kShardUnavailableKey when that lane's
+//      queue is full. It is dropped if its caller gave up or its deadline passed while it
+//      waited. The engine gives up at the call's deadline: its own, or the namespace's SLO
+//      max for what it does, whichever comes first (call_deadline.h).
 //   5. The answer, with the config version in the trailing metadata.
 // Thread-safe.
 #pragma once
@@ -39,13 +42,25 @@ using RawKeyValueService = v1::KeyValue::WithRawCallbackMethod_PutItems<
                 v1::KeyValue::WithRawCallbackMethod_PutChunk<
                     v1::KeyValue::WithRawCallbackMethod_GetChunk<v1::KeyValue::Service>>>>>>>;
 
+struct KvServiceOptions {
+  // How long a call whose shard is unavailable is retried here, on a timer, before its
+  // client gets UNAVAILABLE (redis_cluster.retry_window).
+  absl::Duration shard_retry_window = absl::Seconds(8);
+};
+
 class KvService final : public RawKeyValueService {
  public:
-  // `faults` and `delays` are null without fault injection.
-  KvService(kv::KvStore* store, Namespaces* namespaces, Admissions* admissions,
-            EnginePools* pools, FaultInjector* faults, DelayQueue* delays)
-      : store_(store), namespaces_(namespaces), admissions_(admissions), pools_(pools),
-        faults_(faults), delays_(delays) {}
+  // `faults` is null without fault injection. `delays` runs injected delays and the retries
+  // of calls whose shard is unavailable; the gateway Stop()s it when it drains.
+  KvService(kv::KvStore* store, Namespaces* namespaces, Admissions* admissions, EnginePools* pools,
+            FaultInjector* faults, DelayQueue* delays, KvServiceOptions options)
+      : store_(store),
+        namespaces_(namespaces),
+        admissions_(admissions),
+        pools_(pools),
+        faults_(faults),
+        delays_(delays),
+        options_(options) {}
 
   grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
                                      grpc::ByteBuffer* resp) override;
@@ -83,12 +98,16 @@ class KvService final : public RawKeyValueService {
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
                                   const grpc::ByteBuffer* request_bytes,
                                   grpc::ByteBuffer* response_bytes,
-                                  Method<Request, Response> method, Access access);
+                                  Method<Request, Response> method, Access access,
+                                  const Slo NamespaceConfig::*slo);
   template <typename Request, typename Response>
   void Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method);
   template <typename Request, typename Response>
   void RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
                    Method<Request, Response> method);
+  // Schedules the call's next try after a shard's UNAVAILABLE; false if it gets none.
+  template <typename Request, typename Response>
+  bool RetryLater(std::shared_ptr<Call<Request>> call, Method<Request, Response> method);
 
   // Finishes a call, and counts it out.
   void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status);
@@ -100,6 +119,7 @@ class KvService final : public RawKeyValueService {
   EnginePools* const pools_;
   FaultInjector* const faults_;
   DelayQueue* const delays_;
+  const KvServiceOptions options_;
   std::atomic<bool> draining_{false};
   absl::Mutex calls_mu_;
   int calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;

@@ -154,6 +154,16 @@ class StorageEngine {
                                                         const std::optional<ScanPosition>& after,
                                                         const ReadLimits& limits) = 0;
 
+  // The shard that serves `record_id` of `table` (for Redis Cluster, the address of the
+  // master that owns its slot), so that callers can keep each shard's calls apart; "" when
+  // the engine is one shard, or does not know yet.
+  [[nodiscard]] virtual std::string ShardOf(const std::string& table,
+                                            const std::string& record_id) const {
+    (void)table;
+    (void)record_id;
+    return "";
+  }
+
   // Writes acknowledged by fewer replicas than they asked for (accept_fewer_live_replicas)
   // since the engine opened. Engines without replicas have none.
   [[nodiscard]] virtual int64_t DegradedWrites() const { return 0; }

@@ -24,6 +24,9 @@ class StorageEngineWrapper : public StorageEngine {
   absl::Status Write(const RecordWrite& write) override { return target_->Write(write); }
   absl::Status Purge(const std::string& table) override { return target_->Purge(table); }
   int64_t DegradedWrites() const override { return target_->DegradedWrites(); }
+  std::string ShardOf(const std::string& table, const std::string& record_id) const override {
+    return target_->ShardOf(table, record_id);
+  }
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
     return target_->Read(table, record_id, span, limits);

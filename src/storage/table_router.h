@@ -33,6 +33,10 @@ class TableRouter : public StorageEngine {
     StorageEngine* engine = Find(table);
     return engine != nullptr && engine->HasTable(table);
   }
+  std::string ShardOf(const std::string& table, const std::string& record_id) const override {
+    StorageEngine* engine = Find(table);
+    return engine == nullptr ? "" : engine->ShardOf(table, record_id);
+  }
   absl::Status Write(const RecordWrite& write) override {
     return Route(write.table, [&](StorageEngine& e) { return e.Write(write); });
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "spdlog/spdlog.h"
+#include "src/common/call_deadline.h"
 #include "src/common/checksum.h"
 #include "src/common/status_macros.h"
 #include "src/storage/record_merge.h"
@@ -29,6 +30,7 @@ constexpr size_t kCellHeader = 19;  // flag, version time, expires, nonce length
 constexpr int64_t kIdBatch = 64;    // record ids listed at a time by scans and purges
 // One WAIT of a write that waits for replicas; it repeats until replicas_ack_timeout.
 constexpr absl::Duration kWaitSlice = absl::Milliseconds(250);
+constexpr absl::Duration kMinWaitRound = absl::Milliseconds(10);
 constexpr absl::Duration kDegradedLogInterval = absl::Seconds(10);
 
 // ---- Encodings shared with lua_scripts.h ----
@@ -194,10 +196,17 @@ class RedisClusterEngine : public StorageEngine {
     if (write.accept_fewer_live_replicas) {
       wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(master).value_or(wait_for));
     }
+    // A WAIT never outlasts three quarters of what is left of the call (CallDeadline), so
+    // that its answer, and the one that decides the write, still arrive in time.
+    const auto wait_slice_ms = [this] {
+      absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
+      if (CallDeadline() != absl::InfiniteFuture()) {
+        slice = std::min(slice, (CallDeadline() - absl::Now()) * 3 / 4);
+      }
+      return std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)));
+    };
     if (write.replicas_ack > 0) {
-      const absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
-      commands.push_back({"WAIT", std::to_string(wait_for),
-                          std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)))});
+      commands.push_back({"WAIT", std::to_string(wait_for), wait_slice_ms()});
       // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
       if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
     }
@@ -226,18 +235,27 @@ class RedisClusterEngine : public StorageEngine {
         // One came back: the next round waits for it.
         commands[1][1] = std::to_string(std::min<int64_t>(write.replicas_ack, live));
       }
-      if (!give_up.has_value()) give_up = absl::Now() + options_.replicas_ack_timeout;
-      if (absl::Now() >= *give_up) {
-        return absl::UnavailableError(
-            absl::StrCat("replicas_ack: ", acked, " of ", write.replicas_ack,
-                         " replicas acknowledged the write within ",
-                         absl::FormatDuration(options_.replicas_ack_timeout),
-                         "; it may or may not be applied, retry with the same token"));
+      commands[1][2] = wait_slice_ms();
+      if (!give_up.has_value()) {
+        give_up = std::min(absl::Now() + options_.replicas_ack_timeout, CallDeadline());
+      }
+      // A round needs a few milliseconds to come back; one that cannot is not begun.
+      if (absl::Now() + kMinWaitRound >= *give_up) {
+        return absl::UnavailableError(absl::StrCat(
+            "replicas_ack: ", acked, " of ", write.replicas_ack,
+            " replicas acknowledged the write within replicas_ack_timeout (",
+            absl::FormatDuration(options_.replicas_ack_timeout), ") or before the call's deadline",
+            "; it may or may not be applied, retry with the same token"));
       }
     }
   }
 
   int64_t DegradedWrites() const override { return degraded_writes_.load(); }
+
+  std::string ShardOf(const std::string& table, const std::string& record_id) const override {
+    (void)table;  // a record's slot depends on its id alone (RecordHashTag)
+    return client_->MasterOf(RecordHashTag(record_id));
+  }
 
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
@@ -476,6 +494,8 @@ class RedisClusterEngine : public StorageEngine {
 };
 
 }  // namespace
+
+std::string RecordHashTag(const std::string& record_id) { return Tag(BucketOf(record_id)); }
 
 absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRedisClusterEngine(
     const RedisClusterEngineOptions& options) {

@@ -38,6 +38,10 @@ struct RedisClusterEngineOptions {
   absl::Duration replicas_ack_timeout = absl::Seconds(5);
 };
 
+// The hash tag of every key of record `record_id`, whatever its table: the record's slot is
+// redis::KeySlot of it. For callers that group calls by shard.
+std::string RecordHashTag(const std::string& record_id);
+
 // Connects to the cluster (it must be up, every slot served).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRedisClusterEngine(
     const RedisClusterEngineOptions& options);
