@@ -43,9 +43,8 @@ absl::Status ValidateAdmission(const AdmissionConfig& config) {
   absl::StatusOr<std::unique_ptr<reliability::ConcurrencyLimiter>> limiter =
       reliability::MakeLimiter(LimiterOptionsOf(config));
   if (!limiter.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("admission (limiter, initial_limit, min_limit, max_limit): ",
-                     limiter.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admission (limiter, initial_limit, min_limit, max_limit): ", limiter.status().message()));
   }
   return absl::OkStatus();
 }
@@ -84,10 +83,9 @@ void Admission::Slot::Finish(Outcome outcome) {
 
 absl::Status Admission::Shed(Priority priority) {
   ++stats_.shed[PriorityRank(priority)];
-  return absl::ResourceExhaustedError(
-      absl::StrCat("shed: the namespace is at its limit of ", limiter_->limit(),
-                   " calls running and ", WaitingLocked(), " waiting (a ",
-                   PriorityName(priority), " call); retry after the pushback"));
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "shed: the namespace is at its limit of ", limiter_->limit(), " calls running and ",
+      WaitingLocked(), " waiting (a ", PriorityName(priority), " call); retry after the pushback"));
 }
 
 void Admission::Submit(Priority priority, absl::Time deadline, Start start, Refuse refuse) {
@@ -104,10 +102,10 @@ void Admission::Submit(Priority priority, absl::Time deadline, Start start, Refu
     if (deadline > now && WaitingLocked() == 0) permit = limiter_->TryAcquire();
     if (deadline <= now) {
       ++stats_.expired[rank];
-      decided.push_back({std::move(call), std::nullopt,
-                         absl::DeadlineExceededError(
-                             "the call's deadline passed before it reached the gateway"),
-                         priority});
+      decided.push_back(
+          {std::move(call), std::nullopt,
+           absl::DeadlineExceededError("the call's deadline passed before it reached the gateway"),
+           priority});
     } else if (permit.has_value()) {
       ++stats_.admitted[rank];
       decided.push_back({std::move(call), std::move(permit), absl::OkStatus(), priority});
@@ -132,8 +130,8 @@ void Admission::Submit(Priority priority, absl::Time deadline, Start start, Refu
           waiting_[victim].pop_back();
           const Priority displaced_priority = kAllPriorities[victim];
           absl::Status shed = Shed(displaced_priority);
-          decided.push_back({std::move(displaced), std::nullopt, std::move(shed),
-                             displaced_priority});
+          decided.push_back(
+              {std::move(displaced), std::nullopt, std::move(shed), displaced_priority});
         }
       }
       if (admitted_to_queue) {
@@ -208,9 +206,8 @@ void Admission::Carry(std::vector<Decided>& decided) {
     if (d.permit.has_value()) {
       std::move(d.call->start)(Slot(shared_from_this(), std::move(*d.permit), clock_->Now()));
     } else {
-      const absl::Duration pushback = absl::IsResourceExhausted(d.refusal)
-                                          ? config_.retry_pushback
-                                          : absl::ZeroDuration();
+      const absl::Duration pushback =
+          absl::IsResourceExhausted(d.refusal) ? config_.retry_pushback : absl::ZeroDuration();
       std::move(d.call->refuse)(std::move(d.refusal), pushback);
     }
   }

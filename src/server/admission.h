@@ -21,10 +21,10 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <utility>
-#include <string>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -47,8 +47,8 @@ namespace stategate::server {
 struct AdmissionStats {
   std::array<int64_t, kPriorityTiers> admitted{};  // started, at once or after waiting
   std::array<int64_t, kPriorityTiers> queued{};    // had to wait for a slot
-  std::array<int64_t, kPriorityTiers> shed{};      // refused: queue full, displaced, waited too long
-  std::array<int64_t, kPriorityTiers> expired{};   // refused: deadline passed before a slot
+  std::array<int64_t, kPriorityTiers> shed{};     // refused: queue full, displaced, waited too long
+  std::array<int64_t, kPriorityTiers> expired{};  // refused: deadline passed before a slot
 };
 
 class Admission : public std::enable_shared_from_this<Admission> {
@@ -120,7 +120,9 @@ class Admission : public std::enable_shared_from_this<Admission> {
 
   Admission(const AdmissionConfig& config, const Clock* clock, Schedule schedule,
             std::unique_ptr<reliability::ConcurrencyLimiter> limiter)
-      : config_(config), clock_(clock), schedule_(std::move(schedule)),
+      : config_(config),
+        clock_(clock),
+        schedule_(std::move(schedule)),
         limiter_(std::move(limiter)) {}
 
   // Starts waiting calls while slots are free.

@@ -19,9 +19,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "src/testbed/memcached_server.h"
 #include "src/redis/cluster_client.h"
 #include "src/storage/redis/redis_engine.h"
+#include "src/testbed/memcached_server.h"
 #include "src/testbed/redis_cluster.h"
 #include "stategate/kv_client.h"
 #include "test/lib/server_process.h"
@@ -300,8 +300,9 @@ TEST(RedisClusterProcessTest, ARollingRestartOfThreeGatewaysUnderLoadShowsTheCli
 // Whether record `id` lives on `master`'s shard (its keys' hash tag is in its slots).
 bool OnShardOf(const testbed::RedisNode& master, const std::string& id) {
   const int slot = redis::KeySlot(storage::RecordHashTag(id));
-  return std::any_of(master.slots.begin(), master.slots.end(),
-                     [slot](const auto& range) { return slot >= range.first && slot <= range.second; });
+  return std::any_of(master.slots.begin(), master.slots.end(), [slot](const auto& range) {
+    return slot >= range.first && slot <= range.second;
+  });
 }
 
 // Bulkheads: a SIGSTOPped Redis master stalls every call to its shard. Its calls fill that
