@@ -73,8 +73,8 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
   LoadRecorder* recorder = options.recorder != nullptr ? options.recorder : &state->own_recorder;
   std::function<absl::Duration(int64_t)> slo_target_of = options.slo_target_of;
   if (!slo_target_of) slo_target_of = [target = options.slo_target](int64_t) { return target; };
-  std::function<LoadRecorder*(int64_t)> also = options.also_record_in;
-  if (!also) also = [](int64_t) -> LoadRecorder* { return nullptr; };
+  std::function<std::vector<LoadRecorder*>(int64_t)> also = options.also_record_in;
+  if (!also) also = [](int64_t) { return std::vector<LoadRecorder*>(); };
 
   const absl::Time start = clock->Now();
   absl::Duration max_lag = absl::ZeroDuration();
@@ -96,7 +96,7 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
       ++state->finished_count;
       const absl::Duration latency = IntendedStartLatency(intended, completed);
       recorder->Record(offset, latency, status, slo_target_of(i));
-      if (LoadRecorder* second = also(i)) second->Record(offset, latency, status, slo_target_of(i));
+      for (LoadRecorder* more : also(i)) more->Record(offset, latency, status, slo_target_of(i));
     });
   }
 
@@ -118,8 +118,8 @@ OpenLoopResult RunOpenLoop(const OpenLoopOptions& options, const AsyncOp& op, co
     if (state->finished[i]) continue;
     const absl::Duration offset = schedule.Offset(i);
     recorder->RecordUnfinished(offset, IntendedStartLatency(start + offset, end));
-    if (LoadRecorder* second = also(i)) {
-      second->RecordUnfinished(offset, IntendedStartLatency(start + offset, end));
+    for (LoadRecorder* more : also(i)) {
+      more->RecordUnfinished(offset, IntendedStartLatency(start + offset, end));
     }
   }
   LoadStats total = recorder->Total();

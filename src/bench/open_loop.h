@@ -77,9 +77,9 @@ struct OpenLoopOptions {
   // the run while it goes on and read its per-second series. Default: none (the run records
   // into its own).
   LoadRecorder* recorder = nullptr;
-  // A second recorder for operation `index` (say, its priority tier's), or null for none;
+  // More recorders for operation `index` (say, its priority tier's and its shard's);
   // called on completion. Default: none.
-  std::function<LoadRecorder*(int64_t index)> also_record_in;
+  std::function<std::vector<LoadRecorder*>(int64_t index)> also_record_in;
 };
 
 struct OpenLoopResult {

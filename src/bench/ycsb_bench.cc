@@ -30,6 +30,8 @@
 #include "src/common/priority.h"
 #include "src/common/status_macros.h"
 #include "src/common/worker_pool.h"
+#include "src/redis/cluster_client.h"
+#include "src/storage/redis/redis_engine.h"
 #include "src/testbed/child_process.h"
 #include "src/testbed/memcached_server.h"
 #include "src/testbed/redis_cluster.h"
@@ -76,6 +78,8 @@ constexpr double kMaxOverloadFactor = 16;
 constexpr absl::Duration kPausePeriod = absl::Seconds(1);
 // Between two gateways of a rolling restart, as an orchestrator waits for health.
 constexpr absl::Duration kRollingGap = absl::Seconds(1);
+// redis-failover kills the master of this slot; its shard is "the failed shard".
+constexpr int kFailedSlot = 0;
 // Per-second SLO attainment at which a run counts as recovered.
 constexpr double kRecoveredAttainment = 0.999;
 // Deadline of load-phase inserts and of the capacity probe's calls.
@@ -130,22 +134,25 @@ absl::Duration SloTarget(OpKind kind) {
 }
 
 // The kind of every operation of a run by index, for its SLO target at completion.
-class KindLog {
+template <typename T>
+class IndexLog {
  public:
-  void Set(int64_t index, OpKind kind) {
+  void Set(int64_t index, T value) {
     absl::MutexLock lock(&mu_);
-    if (static_cast<size_t>(index) >= kinds_.size()) kinds_.resize(index + 1);
-    kinds_[index] = kind;
+    if (static_cast<size_t>(index) >= values_.size()) values_.resize(index + 1);
+    values_[index] = value;
   }
-  OpKind Get(int64_t index) const {
+  // T{} for an index never set.
+  T Get(int64_t index) const {
     absl::MutexLock lock(&mu_);
-    return static_cast<size_t>(index) < kinds_.size() ? kinds_[index] : OpKind::kRead;
+    return static_cast<size_t>(index) < values_.size() ? values_[index] : T{};
   }
 
  private:
   mutable absl::Mutex mu_;
-  std::vector<OpKind> kinds_ ABSL_GUARDED_BY(mu_);
+  std::vector<T> values_ ABSL_GUARDED_BY(mu_);
 };
+using KindLog = IndexLog<OpKind>;  // OpKind{} is kRead
 
 // What one target needs running, stopped in reverse order (gateways before their stores).
 struct Environment {
@@ -390,7 +397,7 @@ class FaultController {
         status = fleet->Restart(r);
       }
     } else if (scenario_ == "redis-failover") {
-      SG_ASSIGN_OR_RETURN(const testbed::RedisNode master, env_.cluster->MasterOfSlot(0));
+      SG_ASSIGN_OR_RETURN(const testbed::RedisNode master, env_.cluster->MasterOfSlot(kFailedSlot));
       SG_RETURN_IF_ERROR(env_.cluster->KillNode(master.port));
       killed_master_ = master.port;
       // Never brought back during the run: the promoted replica serves the shard alone, and its
@@ -453,6 +460,57 @@ nlohmann::json StatsJson(const LoadStats& s) {
 nlohmann::json OptionalSeconds(std::optional<absl::Duration> d) {
   if (!d.has_value()) return nullptr;
   return absl::ToDoubleSeconds(*d);
+}
+
+// For redis-failover on a target whose data is on the cluster: whether a record lives on the
+// shard whose master the scenario kills (the master of kFailedSlot now). An empty function
+// for every other run.
+absl::StatusOr<std::function<bool(const std::string&)>> FailedShardOf(const Environment& env,
+                                                                      const std::string& scenario) {
+  if (scenario != "redis-failover" || env.cluster == nullptr) {
+    return std::function<bool(const std::string&)>();
+  }
+  SG_ASSIGN_OR_RETURN(const testbed::RedisNode master, env.cluster->MasterOfSlot(kFailedSlot));
+  // A stategate record's keys carry its hash tag; the direct target's key is its own.
+  const bool tagged = IsStategate(env.target);
+  return std::function<bool(const std::string&)>(
+      [slots = master.slots, tagged](const std::string& key) {
+        const int slot = redis::KeySlot(tagged ? storage::RecordHashTag(key) : key);
+        return std::any_of(slots.begin(), slots.end(), [slot](const std::pair<int, int>& range) {
+          return slot >= range.first && slot <= range.second;
+        });
+      });
+}
+
+// One shard's (or group of shards') figures of a fault run: as the run's, and when its last
+// failed or late operation was, from the fault's end (for redis-failover, the promotion).
+nlohmann::json ShardJson(const LoadRecorder& recorder, std::optional<absl::Duration> onset,
+                         std::optional<absl::Duration> end) {
+  const LoadStats total = recorder.Total();
+  const std::vector<LoadStats> series = recorder.Series();
+  const WhyNines nines = ComputeWhyNines(series, recorder.interval(), onset, end);
+  nlohmann::json errors = nlohmann::json::object();
+  for (const auto& [code, count] : total.errors) errors[code] = count;
+  // The end of the last second that had a failed operation / one that missed its SLO.
+  std::optional<absl::Duration> last_error, last_miss;
+  for (size_t t = 0; t < series.size(); ++t) {
+    const absl::Duration second_end = recorder.interval() * static_cast<int64_t>(t + 1);
+    if (series[t].error_count() > 0) last_error = second_end;
+    if (series[t].ok_within_slo < series[t].ops) last_miss = second_end;
+  }
+  const auto after_end = [&end](std::optional<absl::Duration> at) -> nlohmann::json {
+    if (!at.has_value() || !end.has_value()) return nullptr;
+    return absl::ToDoubleSeconds(std::max(absl::ZeroDuration(), *at - *end));
+  };
+  return {{"ops", total.ops},
+          {"ok", total.ok},
+          {"slo_attainment", total.slo_attainment()},
+          {"p99_us", total.latency_us.Percentile(0.99)},
+          {"errors", std::move(errors)},
+          {"blast_radius", nines.blast_radius},
+          {"recover_from_end_s", OptionalSeconds(nines.recover_from_end)},
+          {"last_error_after_end_s", after_end(last_error)},
+          {"last_miss_after_end_s", after_end(last_miss)}};
 }
 
 struct RunSpec {
@@ -654,6 +712,13 @@ class Bench {
     // With a priority mix, each tier's operations are also recorded apart (open loop).
     std::array<LoadRecorder, 3> tiers;  // by Priority
     const std::optional<PriorityMix> mix = options_.priority_mix;
+    // redis-failover: each operation is also recorded by shard, the failed shard's (its master
+    // is the one killed) apart from the healthy shards', for each one's blast radius and time
+    // to recover.
+    std::array<LoadRecorder, 2> shards;  // [0] the healthy shards, [1] the failed shard
+    SG_ASSIGN_OR_RETURN(const std::function<bool(const std::string&)> on_failed_shard,
+                        FailedShardOf(env, scenario));
+    IndexLog<bool> failed_shard;
     std::mutex rng_mu;
     std::mt19937_64 rng(kSeed);
     const AsyncOp op = [&](int64_t index, std::function<void(absl::Status)> done) {
@@ -666,6 +731,7 @@ class Bench {
       }
       if (mix.has_value()) target_op.priority = mix->TierOf(index);
       kinds.Set(index, next.kind);
+      if (on_failed_shard) failed_shard.Set(index, on_failed_shard(target_op.key));
       // A read of a record that is not there is NOT_FOUND, an error, as in YCSB.
       target.Start(std::move(target_op),
                    [&generator, next, done = std::move(done)](absl::Status status) {
@@ -699,9 +765,12 @@ class Bench {
         loop.drain_timeout = options_.timeout + kDrainMargin;
         loop.slo_target_of = slo_of;
         loop.recorder = &recorder;
-        if (mix.has_value()) {
-          loop.also_record_in = [&tiers, &mix](int64_t index) {
-            return &tiers[static_cast<size_t>(mix->TierOf(index))];
+        if (mix.has_value() || on_failed_shard) {
+          loop.also_record_in = [&](int64_t index) {
+            std::vector<LoadRecorder*> more;
+            if (mix.has_value()) more.push_back(&tiers[static_cast<size_t>(mix->TierOf(index))]);
+            if (on_failed_shard) more.push_back(&shards[failed_shard.Get(index) ? 1 : 0]);
+            return more;
           };
         }
         if (overload_rate > 0) {
@@ -798,6 +867,14 @@ class Bench {
             {"errors", std::move(tier_errors)}};
       }
       run["tiers"] = std::move(by_tier);
+    }
+    if (on_failed_shard && open) {
+      nlohmann::json by_shard = nlohmann::json::object();
+      for (const auto& [name, recorded] :
+           {std::pair{"healthy", &shards[0]}, {"failed", &shards[1]}}) {
+        by_shard[name] = ShardJson(*recorded, onset, end);
+      }
+      run["shards"] = std::move(by_shard);
     }
     // RPCs per logical call of the client (a read-modify-write is two calls, a scan one per
     // page); nothing for the direct targets.
@@ -1068,6 +1145,21 @@ std::string FormatYcsbTable(const nlohmann::json& results) {
                             r["capacity"].get<double>(), within, goodput,
                             100 * goodput / r["capacity"].get<double>(),
                             within > 0 ? 100 * goodput / within : 0.0);
+    }
+    if (r.contains("shards")) {
+      std::vector<std::string> shards;
+      for (const auto& [name, sh] : r["shards"].items()) {
+        const auto seconds = [](const nlohmann::json& v) {
+          return v.is_null() ? std::string("never") : absl::StrFormat("%.0f s", v.get<double>());
+        };
+        shards.push_back(absl::StrFormat(
+            "%s shard%s %.2f%% within SLO (%d ops, %d failed; last failure %s, last miss %s after "
+            "the promotion)",
+            name, name == "failed" ? "" : "s", 100 * sh["slo_attainment"].get<double>(),
+            sh["ops"].get<int64_t>(), sh["ops"].get<int64_t>() - sh["ok"].get<int64_t>(),
+            seconds(sh["last_error_after_end_s"]), seconds(sh["last_miss_after_end_s"])));
+      }
+      absl::StrAppend(&out, "   ", absl::StrJoin(shards, "; "), "\n");
     }
     if (r.contains("tiers")) {
       std::vector<std::string> tiers;
