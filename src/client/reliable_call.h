@@ -9,7 +9,10 @@
 //     another endpoint, if the hedge budget allows; the first success wins, the rest are
 //     cancelled;
 //   - retries of retryable codes (UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED) with exponential
-//     backoff and full jitter, the server's pushback honoured, within a retry budget;
+//     backoff and full jitter, the server's pushback honoured, within a retry budget; an
+//     UNAVAILABLE marked kShardUnavailableKey (a shard behind a healthy gateway) neither
+//     counts against the endpoint nor spends the budget or max_attempts: such calls retry
+//     until their deadline, one attempt at a time, paced by the gateway;
 //   - GC-tolerant timeouts: when the call's deadline passes while this process was paused,
 //     the answer already on its way gets a grace before the call fails;
 //   - draining gateways: one whose answer carries kDrainingKey, or whose channel is in
@@ -365,13 +368,20 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     if (const std::optional<absl::Duration> pushback = Pushback(failed.ctx)) {
       delay = std::max(delay, *pushback);
     }
-    if (!caller_->options_.retries || retries_ + 1 >= caller_->options_.max_attempts ||
+    // A shard behind the gateway failing over: the gateway held the attempt for most of its
+    // SLO max (or refused it at once with pushback) and is fine, so retrying adds no load
+    // worth budgeting, and the call rides the failover out until its own deadline.
+    const bool shard_failure =
+        !failed.timed_out && last_error_.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        failed.ctx.GetServerTrailingMetadata().count(kShardUnavailableKey) > 0;
+    if (!caller_->options_.retries ||
+        (!shard_failure && retries_ + 1 >= caller_->options_.max_attempts) ||
         caller_->clock_->Now() + delay >= deadline_) {
       FinishLocked(FromGrpcStatus(last_error_), nullptr);
       return;
     }
     const bool prepaid = std::exchange(retry_prepaid_, false);
-    if (!prepaid && !caller_->retry_budget_.TryWithdraw()) {
+    if (!prepaid && !shard_failure && !caller_->retry_budget_.TryWithdraw()) {
       caller_->counters_.retry_budget_refusals++;
       FinishLocked(FromGrpcStatus(last_error_), nullptr);
       return;

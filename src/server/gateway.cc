@@ -84,17 +84,14 @@ class GatewayImpl final : public Gateway {
     if (options_.fault_injection) {
       faults_ = std::make_unique<FaultInjector>();
       faults_->ReplaceAll(config.faults);
+      delays_ = std::make_unique<DelayQueue>();
       spdlog::warn("fault injection is ON (--fault-injection): never run this in production");
       for (const auto& [name, spec] : config.faults) {
         spdlog::warn("fault injection: namespace {}: {}", name, DescribeFaults(spec));
       }
     }
-    delays_ = std::make_unique<DelayQueue>();
-    KvServiceOptions kv_service_options;
-    kv_service_options.shard_retry_window = config.redis_cluster.retry_window;
-    kv_service_ =
-        std::make_unique<KvService>(store_.get(), namespaces_.get(), admissions_.get(),
-                                    pools_.get(), faults_.get(), delays_.get(), kv_service_options);
+    kv_service_ = std::make_unique<KvService>(store_.get(), namespaces_.get(), admissions_.get(),
+                                              pools_.get(), faults_.get(), delays_.get());
     control_service_ = std::make_unique<ControlService>(namespaces_.get(), options_.clock);
     admin_service_ =
         std::make_unique<AdminService>(faults_.get(), namespaces_.get(), admin_pool_.get());
@@ -158,8 +155,7 @@ class GatewayImpl final : public Gateway {
         "then up to {} for in-flight calls",
         absl::FormatDuration(options_.config.drain_notice),
         absl::FormatDuration(options_.config.drain_timeout));
-    // Delayed calls go on at once: a drain waits out neither injected latency nor a shard's
-    // retry backoff.
+    // Delayed calls go on at once: a drain does not wait out injected latency.
     if (delays_ != nullptr) delays_->Stop();
     if (server_ != nullptr) {
       // First the notice: calls are still served, each answer tells its client to go
@@ -243,7 +239,7 @@ class GatewayImpl final : public Gateway {
   std::unique_ptr<EnginePools> pools_;
   std::unique_ptr<WorkerPool> admin_pool_;  // Admin.Pause runs here
   std::unique_ptr<FaultInjector> faults_;   // null without fault injection
-  std::unique_ptr<DelayQueue> delays_;      // injected delays and shard retries (KvService)
+  std::unique_ptr<DelayQueue> delays_;      // null without fault injection
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ControlService> control_service_;
   std::unique_ptr<AdminService> admin_service_;

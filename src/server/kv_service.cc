@@ -7,9 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "src/client/reliability/backoff.h"
 #include "src/common/call_deadline.h"
 #include "src/common/grpc_status.h"
 #include "src/common/metadata_keys.h"
@@ -22,10 +20,9 @@
 namespace stategate::server {
 namespace {
 
-// Between the tries of a call whose shard is unavailable: a Redis failover takes seconds,
-// and its new master is found by the topology refresh the failed try started.
-const reliability::Backoff kShardRetryBackoff({.base = absl::Milliseconds(20),
-                                               .cap = absl::Milliseconds(250)});
+// The share of its SLO max after which a call is answered, whatever its engine is doing:
+// before the reliable client's attempt timer (the SLO max from its own send) cancels it.
+constexpr double kAnswerShare = 0.9;
 
 // What a call's answer tells its namespace's concurrency limit.
 Admission::Slot::Outcome OutcomeOf(const absl::Status& status) {
@@ -69,12 +66,8 @@ struct KvService::Call {
   Priority priority = Priority::kNormal;
   // The namespace's SLO max for what it does (infinite for bulk data).
   absl::Duration slo_max = absl::InfiniteDuration();
-  // Until when a shard's UNAVAILABLE is retried here: its deadline, or its arrival plus the
-  // shard retry window, whichever is first.
-  absl::Time retry_until = absl::InfiniteFuture();
-  int retries = 0;  // tries rescheduled after a shard's UNAVAILABLE
-  // Set at each try's admission. When the engine gives up on the try: the call's deadline,
-  // or the try's admission plus slo_max, whichever is first.
+  // When the engine gives up: the call's deadline, or kAnswerShare of slo_max after its
+  // admission, whichever is first.
   absl::Time deadline = absl::InfiniteFuture();
   // Where the try's engine work goes (StorageEngine::ShardOf): its admission and its lane.
   std::string shard;
@@ -140,8 +133,6 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
     SG_RETURN_IF_ERROR(kv::CheckRequestBytes(*call->ns, request_bytes->Length()));
     SG_ASSIGN_OR_RETURN(call->priority, PriorityOf(*ctx, *call->ns));
     if (slo != nullptr) call->slo_max = (call->ns->*slo).max;
-    call->retry_until =
-        std::min(absl::FromChrono(ctx->deadline()), absl::Now() + options_.shard_retry_window);
     return absl::OkStatus();
   }();
   if (!checked.ok()) {
@@ -171,13 +162,16 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
 }
 
 // Step 3: the admission of the call's namespace and shard starts the call, queues it, or
-// sheds it. A try rescheduled after a shard's UNAVAILABLE starts here again.
+// sheds it.
 template <typename Request, typename Response>
 void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method) {
-  // An answer later than the SLO max has failed its SLO, and the reliable client has
-  // already cancelled the attempt: engine work past it only holds a thread. Counted from
-  // here, so that an injected delay stands for a slow network in front of the gateway.
-  call->deadline = std::min(absl::FromChrono(call->ctx->deadline()), absl::Now() + call->slo_max);
+  // An answer later than the SLO max has failed its SLO, and the reliable client cancels
+  // the attempt then: engine work past it only holds a thread. The gateway answers a little
+  // earlier, so that the client learns why (a shard's UNAVAILABLE does not count against
+  // the gateway; a cancelled attempt does). Counted from admission, so that an
+  // injected delay stands for a slow network in front of the gateway.
+  call->deadline =
+      std::min(absl::FromChrono(call->ctx->deadline()), absl::Now() + call->slo_max * kAnswerShare);
   // Found again at each try: a failover moves the record's shard.
   call->shard = store_->ShardOf(*call->ns, call->request);
   absl::StatusOr<std::shared_ptr<Admission>> admission = admissions_->For(*call->ns, call->shard);
@@ -230,10 +224,13 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
         absl::Status status = response.status();
         held->Finish(OutcomeOf(status));
         if (status.ok()) status = SerializeResponse(*response, *call->response_bytes);
-        const bool shard_unavailable = absl::IsUnavailable(status) && !shard.empty();
-        if (shard_unavailable && RetryLater(call, method)) return;
-        // The gateway is well; one shard behind it is not (the client keeps using the gateway).
-        if (shard_unavailable) call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
+        // The gateway is well; one shard behind it is not. The client keeps the gateway for
+        // its other calls and retries this one after the pushback, on its own timer: no
+        // thread here waits out a failover, and no client permit is held through it.
+        if (absl::IsUnavailable(status) && !shard.empty()) {
+          SetRetryPushback(*call->ctx, call->ns->admission.retry_pushback);
+          call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
+        }
         Finish(call->reactor, status);
       });
   switch (submitted) {
@@ -256,22 +253,6 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
                                 "engines go on; retry after the pushback")));
       return;
   }
-}
-
-// A shard that failed over, lost its connection or is short of replicas is usually back
-// within seconds. The try is over and its thread free; the call waits on a timer and starts
-// again at admission, until its retry window or its deadline is over, its caller cancels,
-// or the gateway drains (then the client's own retry goes to another gateway).
-template <typename Request, typename Response>
-bool KvService::RetryLater(std::shared_ptr<Call<Request>> call, Method<Request, Response> method) {
-  thread_local absl::BitGen gen;
-  const absl::Duration delay = kShardRetryBackoff.Delay(call->retries, gen);
-  if (draining_.load() || call->ctx->IsCancelled() || absl::Now() + delay >= call->retry_until) {
-    return false;
-  }
-  ++call->retries;
-  delays_->Schedule(delay, [this, call, method] { Admit(call, method); });
-  return true;
 }
 
 void KvService::CallStarted() {

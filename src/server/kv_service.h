@@ -6,14 +6,18 @@
 //      "stategate-priority", else the namespace's default_priority).
 //   2. Faults, when fault injection is on: a delay waits on the delay queue, not on a
 //      thread; an injected error finishes the call without running it.
-//   3. Admission (admission.h): the namespace's concurrency limit and priority queue admit
-//      the call, or shed it at once with RESOURCE_EXHAUSTED and retry pushback.
+//   3. Admission (admission.h), one per namespace and shard (StorageEngine::ShardOf): its
+//      concurrency limit and priority queue admit the call, or shed it at once with
+//      RESOURCE_EXHAUSTED and retry pushback.
 //   4. The engine: the call runs on the lane of its engine and shard (engine_pools.h), or
-//      fails at once with UNAVAILABLE, pushback and kShardUnavailableKey when that lane's
-//      queue is full. It is dropped if its caller gave up or its deadline passed while it
-//      waited. The engine gives up at the call's deadline: its own, or the namespace's SLO
-//      max for what it does, whichever comes first (call_deadline.h).
-//   5. The answer, with the config version in the trailing metadata.
+//      fails at once when that lane's queue is full. It is dropped if its caller gave up or
+//      its deadline passed while it waited. The engine gives up at the call's deadline: its
+//      own, or 90 % of the namespace's SLO max for what it does after admission, whichever
+//      comes first (call_deadline.h).
+//   5. The answer, with the config version in the trailing metadata. A shard's UNAVAILABLE
+//      (a full lane, a failover, a stalled master, missing replicas) carries the namespace's
+//      retry pushback and kShardUnavailableKey: the client retries it on its own timer and
+//      keeps the gateway for its other calls.
 // Thread-safe.
 #pragma once
 
@@ -42,25 +46,17 @@ using RawKeyValueService = v1::KeyValue::WithRawCallbackMethod_PutItems<
                 v1::KeyValue::WithRawCallbackMethod_PutChunk<
                     v1::KeyValue::WithRawCallbackMethod_GetChunk<v1::KeyValue::Service>>>>>>>;
 
-struct KvServiceOptions {
-  // How long a call whose shard is unavailable is retried here, on a timer, before its
-  // client gets UNAVAILABLE (redis_cluster.retry_window).
-  absl::Duration shard_retry_window = absl::Seconds(8);
-};
-
 class KvService final : public RawKeyValueService {
  public:
-  // `faults` is null without fault injection. `delays` runs injected delays and the retries
-  // of calls whose shard is unavailable; the gateway Stop()s it when it drains.
+  // `faults` and `delays` are null without fault injection.
   KvService(kv::KvStore* store, Namespaces* namespaces, Admissions* admissions, EnginePools* pools,
-            FaultInjector* faults, DelayQueue* delays, KvServiceOptions options)
+            FaultInjector* faults, DelayQueue* delays)
       : store_(store),
         namespaces_(namespaces),
         admissions_(admissions),
         pools_(pools),
         faults_(faults),
-        delays_(delays),
-        options_(options) {}
+        delays_(delays) {}
 
   grpc::ServerUnaryReactor* PutItems(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
                                      grpc::ByteBuffer* resp) override;
@@ -105,10 +101,6 @@ class KvService final : public RawKeyValueService {
   template <typename Request, typename Response>
   void RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
                    Method<Request, Response> method);
-  // Schedules the call's next try after a shard's UNAVAILABLE; false if it gets none.
-  template <typename Request, typename Response>
-  bool RetryLater(std::shared_ptr<Call<Request>> call, Method<Request, Response> method);
-
   // Finishes a call, and counts it out.
   void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status);
   void CallStarted();
@@ -119,7 +111,6 @@ class KvService final : public RawKeyValueService {
   EnginePools* const pools_;
   FaultInjector* const faults_;
   DelayQueue* const delays_;
-  const KvServiceOptions options_;
   std::atomic<bool> draining_{false};
   absl::Mutex calls_mu_;
   int calls_in_flight_ ABSL_GUARDED_BY(calls_mu_) = 0;

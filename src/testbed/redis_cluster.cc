@@ -233,6 +233,11 @@ absl::Status RedisCluster::SpawnNodeOn(Process& process, int port) {
                 absl::StrCat("nodes-", port, ".conf"),
                 "--cluster-node-timeout",
                 absl::StrCat(absl::ToInt64Milliseconds(options_.node_timeout)),
+                // While a lost master's slots wait for their replica's promotion, the other
+                // masters go on serving theirs (the default, yes, answers CLUSTERDOWN for
+                // every key until the whole keyspace is covered again).
+                "--cluster-require-full-coverage",
+                "no",
                 "--dir",
                 node_dir,
                 "--save",
