@@ -304,7 +304,13 @@ absl::Status Load(Target& target, const OpMaker& maker, int64_t count, int threa
            << std::endl;
   if (total.error_count() > 0) {
     std::vector<std::string> errors;
-    for (const auto& [code, n] : total.errors) errors.push_back(absl::StrCat(code, "=", n));
+    for (const auto& [code, n] : total.errors) {
+      auto example = total.error_examples.find(code);
+      errors.push_back(absl::StrCat(code, "=", n,
+                                    example == total.error_examples.end()
+                                        ? ""
+                                        : absl::StrCat(", e.g. '", example->second, "'")));
+    }
     return absl::UnavailableError(absl::StrCat(what, ": load phase failed for ",
                                                total.error_count(), " of ", count, " records (",
                                                absl::StrJoin(errors, " "), ")"));

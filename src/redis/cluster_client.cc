@@ -266,24 +266,8 @@ class ClusterClientImpl final : public ClusterClient {
         last = conn.status();
         continue;
       }
-      // A call due before the connection's own timeout waits only until it is due.
-      const absl::Duration left = give_up - absl::Now();
-      const bool shortened = left < options_.io_timeout;
-      if (shortened) {
-        redisSetTimeout(conn->get(), absl::ToTimeval(std::max(left, absl::Milliseconds(1))));
-      }
       absl::StatusOr<std::vector<Reply>> replies = RunPipeline(conn->get(), commands, asking);
-      if (shortened && (*conn)->err == 0) {
-        redisSetTimeout(conn->get(), absl::ToTimeval(options_.io_timeout));
-      }
       node->Release(std::move(*conn));
-      if (!replies.ok() && shortened && absl::Now() >= give_up) {
-        // Our own deadline, not the node's fault: its other connections are fine.
-        last = absl::UnavailableError(absl::StrCat("redis node ", node->address(),
-                                                   " gave no answer before the call's deadline (",
-                                                   replies.status().message(), ")"));
-        continue;
-      }
       if (!replies.ok()) {
         node->DropIdle();  // the node probably went away: its other connections are dead too
         last = replies.status();

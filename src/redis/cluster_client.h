@@ -7,8 +7,10 @@
 // broken connection refresh the slot map and retry with backoff until the call's retry
 // window is over. A call made under a CallDeadline (call_deadline.h: the gateway's request
 // path) never sleeps: it fails UNAVAILABLE at the first such failure, holding its thread no
-// longer, and its caller retries on timers (the reliable client does); its pipelines wait
-// no longer than the deadline either. A pipeline may therefore run more than once: send
+// longer, and its caller retries on timers (the reliable client does). A round trip in
+// flight is not cut at the deadline, only at the connection's io_timeout: on a slow machine
+// cutting it would turn late answers into failures and retries, and a stalled master holds
+// only its own lane of the gateway's threads. A pipeline may therefore run more than once: send
 // only idempotent commands (stategate's writes are version-checked scripts, so a replay is a
 // no-op).
 //
