@@ -69,7 +69,7 @@ struct KvService::Call {
   // When the engine gives up: the call's deadline, or kAnswerShare of slo_max after its
   // admission, whichever is first.
   absl::Time deadline = absl::InfiniteFuture();
-  // Where the try's engine work goes (StorageEngine::ShardOf): its admission and its lane.
+  // Where its engine work goes (StorageEngine::ShardOf): its admission and its lane.
   std::string shard;
 };
 
@@ -172,7 +172,7 @@ void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Respo
   // injected delay stands for a slow network in front of the gateway.
   call->deadline =
       std::min(absl::FromChrono(call->ctx->deadline()), absl::Now() + call->slo_max * kAnswerShare);
-  // Found again at each try: a failover moves the record's shard.
+  // Where the record lives now (a failover moves it).
   call->shard = store_->ShardOf(*call->ns, call->request);
   absl::StatusOr<std::shared_ptr<Admission>> admission = admissions_->For(*call->ns, call->shard);
   if (!admission.ok()) {
@@ -212,9 +212,19 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
         }
         if (call->deadline <= absl::Now()) {
           held->Finish(Admission::Slot::Outcome::kDropped);
+          if (absl::FromChrono(call->ctx->deadline()) <= absl::Now()) {
+            Finish(call->reactor, absl::DeadlineExceededError(
+                                      "the call's deadline passed while it waited for its engine"));
+            return;
+          }
+          // Its SLO is lost, not its caller's patience: shed like a call that waited too
+          // long for admission, so that the client may retry it elsewhere.
+          SetRetryPushback(*call->ctx, call->ns->admission.retry_pushback);
           Finish(call->reactor,
-                 absl::DeadlineExceededError(
-                     "the call's deadline (or its SLO max) passed while it waited for its engine"));
+                 absl::ResourceExhaustedError(absl::StrCat(
+                     "shed: the call waited for engine ", call->ns->engine, " past ",
+                     static_cast<int>(kAnswerShare * 100), "% of the namespace's SLO max (",
+                     absl::FormatDuration(call->slo_max), "); retry after the pushback")));
           return;
         }
         absl::StatusOr<Response> response = [&] {
@@ -244,7 +254,7 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
     case EnginePools::Submitted::kLaneFull:
       // A stalled shard fills its own lane and fails fast there, never delaying another.
       held->Finish(Admission::Slot::Outcome::kIgnored);
-      SetRetryPushback(*call->ctx, kDefaultRetryPushback);
+      SetRetryPushback(*call->ctx, call->ns->admission.retry_pushback);
       if (!shard.empty()) call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
       Finish(call->reactor, absl::UnavailableError(absl::StrCat(
                                 "engine ", call->ns->engine, shard.empty() ? "" : " shard ", shard,

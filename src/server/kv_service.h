@@ -11,7 +11,8 @@
 //      RESOURCE_EXHAUSTED and retry pushback.
 //   4. The engine: the call runs on the lane of its engine and shard (engine_pools.h), or
 //      fails at once when that lane's queue is full. It is dropped if its caller gave up or
-//      its deadline passed while it waited. The engine gives up at the call's deadline: its
+//      its deadline passed while it waited (shed, RESOURCE_EXHAUSTED with pushback, when
+//      only its SLO budget passed). The engine gives up at the call's deadline: its
 //      own, or 90 % of the namespace's SLO max for what it does after admission, whichever
 //      comes first (call_deadline.h).
 //   5. The answer, with the config version in the trailing metadata. A shard's UNAVAILABLE
