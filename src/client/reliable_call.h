@@ -302,6 +302,13 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     };
   }
 
+  // Whether the gateway answered `status` for one shard behind it (kShardUnavailableKey),
+  // not for itself.
+  static bool ShardUnavailable(const Attempt& attempt, const grpc::Status& status) {
+    return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+           attempt.ctx.GetServerTrailingMetadata().count(kShardUnavailableKey) > 0;
+  }
+
   // Tells the endpoint's load estimate and limiter what the attempt says about them.
   void Observe(Attempt& attempt, const grpc::Status& status) {
     Endpoint& endpoint = *caller_->endpoints_[attempt.endpoint];
@@ -314,8 +321,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     } else if (code == grpc::StatusCode::CANCELLED && cancelled_by_us_.load()) {
       endpoint.load->OnCancel(elapsed);
       if (permit.has_value()) permit->OnIgnore();
-    } else if (code == grpc::StatusCode::UNAVAILABLE &&
-               attempt.ctx.GetServerTrailingMetadata().count(kShardUnavailableKey) > 0) {
+    } else if (ShardUnavailable(attempt, status)) {
       // One shard behind the gateway failed, not the gateway, which answered: its
       // other calls (other shards, other namespaces) must not be refused or steered away.
       endpoint.load->OnSuccess(elapsed);
@@ -368,12 +374,10 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     if (const std::optional<absl::Duration> pushback = Pushback(failed.ctx)) {
       delay = std::max(delay, *pushback);
     }
-    // A shard behind the gateway failing over: the gateway held the attempt for most of its
-    // SLO max (or refused it at once with pushback) and is fine, so retrying adds no load
-    // worth budgeting, and the call rides the failover out until its own deadline.
-    const bool shard_failure =
-        !failed.timed_out && last_error_.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        failed.ctx.GetServerTrailingMetadata().count(kShardUnavailableKey) > 0;
+    // A shard behind the gateway failing over: the gateway answered at once, with pushback,
+    // and is fine, so retrying adds no load worth budgeting, and the call rides the
+    // failover out until its own deadline.
+    const bool shard_failure = !failed.timed_out && ShardUnavailable(failed, last_error_);
     if (!caller_->options_.retries ||
         (!shard_failure && retries_ + 1 >= caller_->options_.max_attempts) ||
         caller_->clock_->Now() + delay >= deadline_) {

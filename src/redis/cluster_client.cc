@@ -217,10 +217,10 @@ class ClusterClientImpl final : public ClusterClient {
   absl::StatusOr<std::vector<Reply>> Pipeline(std::string_view hash_key,
                                               const std::vector<Command>& commands) override {
     const int slot = KeySlot(hash_key);
-    // In a call, nothing sleeps and nothing waits past its deadline: the answer would be of
-    // no use, and the thread is better spent on calls to other shards (see the header).
+    // In a call, nothing sleeps: the thread is better spent on calls to other shards, and
+    // the caller retries on its timers (see the header).
     const bool in_call = CallDeadline() != absl::InfiniteFuture();
-    const absl::Time give_up = std::min(absl::Now() + options_.retry_window, CallDeadline());
+    const absl::Time give_up = absl::Now() + options_.retry_window;
     pipelines_.fetch_add(1, std::memory_order_relaxed);
     // The bulkhead: a shard that stalls or fails over holds at most max_calls_per_shard of
     // the caller's threads; the rest are refused at once and stay free for other shards.

@@ -62,16 +62,12 @@ class EnginePools {
     auto own = lanes_.find({engine, ""});
     if (own == lanes_.end()) return nullptr;
     if (shard.empty()) return own->second.get();
-    auto [it, made] = lanes_.try_emplace({engine, shard});
-    if (made) {
-      if (++shard_lanes_[engine] > options_.max_lanes_per_engine) {
-        --shard_lanes_[engine];
-        lanes_.erase(it);
-        return own->second.get();
-      }
-      it->second = NewLane();
-    }
-    return it->second.get();
+    auto it = lanes_.find({engine, shard});
+    if (it != lanes_.end()) return it->second.get();
+    size_t& made = shard_lanes_[engine];
+    if (made == options_.max_lanes_per_engine) return own->second.get();
+    ++made;
+    return lanes_.emplace(std::pair{engine, shard}, NewLane()).first->second.get();
   }
 
   const LaneOptions options_;

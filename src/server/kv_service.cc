@@ -52,6 +52,14 @@ absl::StatusOr<Priority> PriorityOf(const grpc::CallbackServerContext& ctx,
                        absl::StrCat("metadata ", kPriorityMetadataKey));
 }
 
+// An UNAVAILABLE that is about `shard` ("" = the engine's own lane), not the gateway: the
+// namespace's pushback, and the trailer that tells the client so.
+void MarkShardUnavailable(grpc::CallbackServerContext& ctx, const NamespaceConfig& ns,
+                          const std::string& shard) {
+  SetRetryPushback(ctx, ns.admission.retry_pushback);
+  if (!shard.empty()) ctx.AddTrailingMetadata(kShardUnavailableKey, shard);
+}
+
 }  // namespace
 
 // One call on its way through the request path; shared by the steps that carry it on.
@@ -238,8 +246,7 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
         // its other calls and retries this one after the pushback, on its own timer: no
         // thread here waits out a failover, and no client permit is held through it.
         if (absl::IsUnavailable(status) && !shard.empty()) {
-          SetRetryPushback(*call->ctx, call->ns->admission.retry_pushback);
-          call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
+          MarkShardUnavailable(*call->ctx, *call->ns, shard);
         }
         Finish(call->reactor, status);
       });
@@ -254,8 +261,7 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
     case EnginePools::Submitted::kLaneFull:
       // A stalled shard fills its own lane and fails fast there, never delaying another.
       held->Finish(Admission::Slot::Outcome::kIgnored);
-      SetRetryPushback(*call->ctx, call->ns->admission.retry_pushback);
-      if (!shard.empty()) call->ctx->AddTrailingMetadata(kShardUnavailableKey, shard);
+      MarkShardUnavailable(*call->ctx, *call->ns, shard);
       Finish(call->reactor, absl::UnavailableError(absl::StrCat(
                                 "engine ", call->ns->engine, shard.empty() ? "" : " shard ", shard,
                                 " is behind: ", pools_->options().max_queued,

@@ -99,7 +99,7 @@ struct RecordKeys {
 };
 
 RecordKeys KeysOf(const std::string& epoch, const std::string& id) {
-  const std::string tag = Tag(BucketOf(id));
+  const std::string tag = RecordHashTag(id);
   // The kind letter comes before the fixed-length epoch, so no two kinds or ids collide.
   return RecordKeys{tag + "c" + epoch + id, tag + "z" + epoch + id, tag + "m" + epoch + id,
                     tag + "i" + epoch, tag + "w"};
