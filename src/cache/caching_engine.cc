@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/common/status_macros.h"
+#include "src/storage/memory_only.h"
 
 // How the cache stays correct with several gateways sharing one memcached server.
 //
@@ -269,6 +270,7 @@ std::optional<std::string> CachingEngine::EnsureStamp(const std::string& key, ab
 }
 
 absl::Status CachingEngine::DropTable(const std::string& table) {
+  if (storage::MemoryOnly()) return storage::WouldBlockError("drop table");
   absl::Status status = target().DropTable(table);
   if (std::optional<absl::Duration> ttl = TtlFor(table)) {
     Invalidate(table, TableStampKey(table), *ttl);
@@ -277,6 +279,8 @@ absl::Status CachingEngine::DropTable(const std::string& table) {
 }
 
 absl::Status CachingEngine::Write(const storage::RecordWrite& write) {
+  // Not even tried: its invalidation is a network call to memcached.
+  if (storage::MemoryOnly()) return storage::WouldBlockError("write");
   absl::Status status = target().Write(write);
   // Only after the engine returned: see the argument at the top of this file.
   if (std::optional<absl::Duration> ttl = TtlFor(write.table)) {
@@ -289,6 +293,9 @@ absl::StatusOr<RecordSlice> CachingEngine::Read(const std::string& table,
                                                 const std::string& record_id, const KeySpan& span,
                                                 const ReadLimits& limits) {
   const std::optional<absl::Duration> ttl = TtlFor(table);
+  // memcached is across a network; the engine behind it may hold the record in memory. A
+  // read of the engine alone is always right (it is the source of truth) and fills nothing.
+  if (storage::MemoryOnly()) return target().Read(table, record_id, span, limits);
   if (!ttl.has_value() || !IsPointRead(span)) {
     ++passthrough_reads_;
     return target().Read(table, record_id, span, limits);

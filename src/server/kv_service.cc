@@ -16,6 +16,7 @@
 #include "src/common/status_macros.h"
 #include "src/server/pushback.h"
 #include "src/server/wire_messages.h"
+#include "src/storage/memory_only.h"
 
 namespace stategate::server {
 namespace {
@@ -60,6 +61,12 @@ void MarkShardUnavailable(grpc::CallbackServerContext& ctx, const NamespaceConfi
   if (!shard.empty()) ctx.AddTrailingMetadata(kShardUnavailableKey, shard);
 }
 
+// Whether this thread is reading a call from engine memory (KvService::RunOnEngine).
+bool& InMemoryRead() {
+  thread_local bool reading = false;
+  return reading;
+}
+
 }  // namespace
 
 // One call on its way through the request path; shared by the steps that carry it on.
@@ -79,6 +86,8 @@ struct KvService::Call {
   absl::Time deadline = absl::InfiniteFuture();
   // Where its engine work goes (StorageEngine::ShardOf): its admission and its lane.
   std::string shard;
+  // A read: tried first from the engine's memory on the admitting thread (memory_only.h).
+  bool memory_first = false;
 };
 
 grpc::ServerUnaryReactor* KvService::PutItems(grpc::CallbackServerContext* ctx,
@@ -141,6 +150,7 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
     SG_RETURN_IF_ERROR(kv::CheckRequestBytes(*call->ns, request_bytes->Length()));
     SG_ASSIGN_OR_RETURN(call->priority, PriorityOf(*ctx, *call->ns));
     if (slo != nullptr) call->slo_max = (call->ns->*slo).max;
+    call->memory_first = access == Access::kRead;
     return absl::OkStatus();
   }();
   if (!checked.ok()) {
@@ -200,18 +210,35 @@ void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Respo
           });
 }
 
-// Steps 4 and 5, on the engine's pool.
+// Step 4: a read answered from the engine's memory at once, on the admitting thread;
+// anything that needs I/O on the lane of its engine and shard.
 template <typename Request, typename Response>
 void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
                             Method<Request, Response> method) {
+  // The store is captured by value, not reached through `this`: built with ASan and UBSan,
+  // GCC 12 reported `this->store_` inside the lane's lambda as a misaligned access at an
+  // address in ASan's shadow memory (not `this`) and aborted every call.
+  kv::KvStore* const store = store_;
+  // Only at the outermost level: a slot this call frees starts the next waiting call on
+  // this thread, which must not read inline too (the stack would grow with the queue).
+  bool& in_memory_read = InMemoryRead();
+  if (call->memory_first && !in_memory_read) {
+    in_memory_read = true;
+    absl::StatusOr<Response> response = [&] {
+      ScopedCallDeadline deadline(call->deadline);
+      storage::ScopedMemoryOnly memory_only;
+      return std::invoke(method, store, *call->ns, call->request);
+    }();
+    const bool answered = !storage::IsWouldBlock(response.status());
+    if (answered) Answer(call, slot, std::move(response));
+    in_memory_read = false;
+    if (answered) return;
+  }
+
   const std::string& shard = call->shard;
   auto held = std::make_shared<Admission::Slot>(std::move(slot));
-  // The store is captured by value, not reached through `this`: built with ASan and UBSan,
-  // GCC 12 reported `this->store_` inside this lambda as a misaligned access at an address
-  // in ASan's shadow memory (not `this`) and aborted every call.
-  kv::KvStore* const store = store_;
   const EnginePools::Submitted submitted =
-      pools_->Submit(call->ns->engine, shard, [this, store, call, held, method, shard] {
+      pools_->Submit(call->ns->engine, shard, [this, store, call, held, method] {
         // Work whose caller has given up is dropped, not done.
         if (call->ctx->IsCancelled()) {
           held->Finish(Admission::Slot::Outcome::kIgnored);
@@ -239,16 +266,7 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
           ScopedCallDeadline deadline(call->deadline);
           return std::invoke(method, store, *call->ns, call->request);
         }();
-        absl::Status status = response.status();
-        held->Finish(OutcomeOf(status));
-        if (status.ok()) status = SerializeResponse(*response, *call->response_bytes);
-        // The gateway is well; one shard behind it is not. The client keeps the gateway for
-        // its other calls and retries this one after the pushback, on its own timer: no
-        // thread here waits out a failover, and no client permit is held through it.
-        if (absl::IsUnavailable(status) && !shard.empty()) {
-          MarkShardUnavailable(*call->ctx, *call->ns, shard);
-        }
-        Finish(call->reactor, status);
+        Answer(call, *held, std::move(response));
       });
   switch (submitted) {
     case EnginePools::Submitted::kQueued:
@@ -269,6 +287,22 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
                                 "engines go on; retry after the pushback")));
       return;
   }
+}
+
+// Step 5: the engine's answer, to the namespace's limit and to the caller.
+template <typename Request, typename Response>
+void KvService::Answer(const std::shared_ptr<Call<Request>>& call, Admission::Slot& slot,
+                       absl::StatusOr<Response> response) {
+  absl::Status status = response.status();
+  slot.Finish(OutcomeOf(status));
+  if (status.ok()) status = SerializeResponse(*response, *call->response_bytes);
+  // The gateway is well; one shard behind it is not. The client keeps the gateway for
+  // its other calls and retries this one after the pushback, on its own timer: no
+  // thread here waits out a failover, and no client permit is held through it.
+  if (absl::IsUnavailable(status) && !call->shard.empty()) {
+    MarkShardUnavailable(*call->ctx, *call->ns, call->shard);
+  }
+  Finish(call->reactor, status);
 }
 
 void KvService::CallStarted() {

@@ -9,7 +9,9 @@
 //   3. Admission (admission.h), one per namespace and shard (StorageEngine::ShardOf): its
 //      concurrency limit and priority queue admit the call, or shed it at once with
 //      RESOURCE_EXHAUSTED and retry pushback.
-//   4. The engine: the call runs on the lane of its engine and shard (engine_pools.h), or
+//   4. The engine: a read first runs at once, on the admitting thread, from what the engine
+//      holds in memory (memory_only.h: RocksDB's memtables and block cache); what needs
+//      I/O runs on the lane of its engine and shard (engine_pools.h), or
 //      fails at once when that lane's queue is full. It is dropped if its caller gave up or
 //      its deadline passed while it waited (shed, RESOURCE_EXHAUSTED with pushback, when
 //      only its SLO budget passed). The engine gives up at the call's deadline: its
@@ -102,6 +104,9 @@ class KvService final : public RawKeyValueService {
   template <typename Request, typename Response>
   void RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
                    Method<Request, Response> method);
+  template <typename Request, typename Response>
+  void Answer(const std::shared_ptr<Call<Request>>& call, Admission::Slot& slot,
+              absl::StatusOr<Response> response);
   // Finishes a call, and counts it out.
   void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status);
   void CallStarted();

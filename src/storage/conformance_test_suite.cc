@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
+#include "src/storage/memory_only.h"
 
 namespace stategate::storage {
 
@@ -999,6 +1000,35 @@ TEST_P(StorageEngineConformance, ConcurrentWritersConvergeToMaxVersion) {
 }
 
 // ---- Large values ----
+
+// memory_only.h: a memory-only call either answers exactly as a normal call would, or
+// returns WouldBlockError having changed nothing; a write always needs I/O.
+TEST_P(StorageEngineConformance, MemoryOnlyCallsAnswerAsUsualOrWouldBlock) {
+  SG_ASSERT_OK(Put("r", "a", "1", V(1)));
+  SG_ASSERT_OK(Put("r", "b", "2", V(1)));
+  {
+    ScopedMemoryOnly memory_only;
+    const absl::Status write = Put("r", "a", "changed", V(2));
+    EXPECT_TRUE(IsWouldBlock(write)) << write;
+    absl::StatusOr<RecordSlice> read = engine_->Read(table_, "r", KeySpan{}, ReadLimits{});
+    if (read.ok()) {
+      ASSERT_EQ(read->items.size(), 2u);
+      EXPECT_EQ(read->items[0].value, "1");
+      EXPECT_EQ(read->items[1].value, "2");
+    } else {
+      EXPECT_TRUE(IsWouldBlock(read.status())) << read.status();
+    }
+    absl::StatusOr<TableSlice> scan = engine_->Scan(table_, std::nullopt, ReadLimits{});
+    if (scan.ok()) {
+      ASSERT_EQ(scan->records.size(), 1u);
+      EXPECT_EQ(scan->records[0].items.size(), 2u);
+    } else {
+      EXPECT_TRUE(IsWouldBlock(scan.status())) << scan.status();
+    }
+  }
+  EXPECT_FALSE(MemoryOnly());
+  EXPECT_THAT(ReadAll("r"), ElementsAre(Pair("a", "1"), Pair("b", "2")));
+}
 
 TEST_P(StorageEngineConformance, LargeValuesRoundTrip) {
   constexpr size_t kMiB = size_t{1} << 20;

@@ -15,6 +15,7 @@
 #include "src/common/call_deadline.h"
 #include "src/common/checksum.h"
 #include "src/common/status_macros.h"
+#include "src/storage/memory_only.h"
 #include "src/storage/record_merge.h"
 #include "src/storage/redis/lua_scripts.h"
 
@@ -128,6 +129,7 @@ class RedisClusterEngine : public StorageEngine {
         purge_script_(std::string(redis_lua::kCommon) + redis_lua::kPurgeBody) {}
 
   absl::Status CreateTable(const std::string& table) override {
+    if (MemoryOnly()) return WouldBlockError("redis-cluster create table");  // a network store
     if (Epoch(table).ok()) return absl::OkStatus();
     SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
                         client_->Pipeline(kTablesKey, {{"HSETNX", kTablesKey, table, NewEpoch()},
@@ -139,6 +141,7 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   absl::Status DropTable(const std::string& table) override {
+    if (MemoryOnly()) return WouldBlockError("redis-cluster drop table");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
     SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
                         client_->Pipeline(kTablesKey, {{"HDEL", kTablesKey, table}}));
@@ -169,6 +172,7 @@ class RedisClusterEngine : public StorageEngine {
   bool HasTable(const std::string& table) const override { return Epoch(table).ok(); }
 
   absl::Status Write(const RecordWrite& write) override {
+    if (MemoryOnly()) return WouldBlockError("redis-cluster write");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(write.table));
     const FoldedWrite folded = Fold(write.ops);
     const RecordKeys keys = KeysOf(epoch, write.record_id);
@@ -259,6 +263,7 @@ class RedisClusterEngine : public StorageEngine {
 
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
+    if (MemoryOnly()) return WouldBlockError("redis-cluster read");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
     ReadLimits effective = limits;
     // The script cannot see our clock: a deadline already passed means one item.
@@ -267,6 +272,7 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   absl::Status Purge(const std::string& table) override {
+    if (MemoryOnly()) return WouldBlockError("redis-cluster purge");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
     const int64_t cutoff_us = absl::ToUnixMicros(options_.clock->Now() - options_.tombstone_grace);
     for (int bucket = 0; bucket < kBuckets; ++bucket) {
@@ -295,6 +301,7 @@ class RedisClusterEngine : public StorageEngine {
   absl::StatusOr<TableSlice> Scan(const std::string& table,
                                   const std::optional<ScanPosition>& after,
                                   const ReadLimits& limits) override {
+    if (MemoryOnly()) return WouldBlockError("redis-cluster scan");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
     TableSlice slice;
     PageBudget budget;

@@ -16,6 +16,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/options_util.h"
 #include "src/common/status_macros.h"
+#include "src/storage/memory_only.h"
 #include "src/storage/record_merge.h"
 #include "stategate/internal/stored.pb.h"
 
@@ -77,6 +78,8 @@ std::string ColumnFamilyName(const std::string& table) { return std::string(kTab
 absl::Status ToAbsl(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
   const std::string message = "rocksdb " + what + ": " + s.ToString();
+  // A memory-only read (kBlockCacheTier) that needed a block from disk.
+  if (s.IsIncomplete() && MemoryOnly()) return WouldBlockError(what);
   if (s.IsNotFound()) return absl::NotFoundError(message);
   if (s.IsCorruption()) return absl::DataLossError(message);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
@@ -178,6 +181,7 @@ class RocksDbEngine : public StorageEngine {
   }
 
   absl::Status CreateTable(const std::string& table) override {
+    if (MemoryOnly()) return WouldBlockError("create table");
     std::unique_lock lock(tables_mu_);
     if (tables_.contains(table)) return absl::OkStatus();
     rocksdb::ColumnFamilyHandle* handle = nullptr;
@@ -188,6 +192,7 @@ class RocksDbEngine : public StorageEngine {
   }
 
   absl::Status DropTable(const std::string& table) override {
+    if (MemoryOnly()) return WouldBlockError("drop table");
     std::unique_lock lock(tables_mu_);
     auto it = tables_.find(table);
     if (it == tables_.end()) return absl::NotFoundError(absl::StrCat("no table ", table));
@@ -203,6 +208,7 @@ class RocksDbEngine : public StorageEngine {
   }
 
   absl::Status Write(const RecordWrite& write) override {
+    if (MemoryOnly()) return WouldBlockError("write");  // a WAL append, maybe an fsync
     // Holding the table lock shared keeps the column family alive during the write.
     std::shared_lock tables_lock(tables_mu_);
     rocksdb::ColumnFamilyHandle* cf = FindTable(write.table);
@@ -272,6 +278,7 @@ class RocksDbEngine : public StorageEngine {
   }
 
   absl::Status Purge(const std::string& table) override {
+    if (MemoryOnly()) return WouldBlockError("purge");
     std::shared_lock tables_lock(tables_mu_);
     rocksdb::ColumnFamilyHandle* cf = FindTable(table);
     if (cf == nullptr) return absl::NotFoundError(absl::StrCat("no table ", table));
@@ -289,7 +296,7 @@ class RocksDbEngine : public StorageEngine {
     // One iterator = one consistent snapshot of the record, metadata and cells alike.
     const std::string upper = RecordEnd(record_id);
     rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions read_options;
+    rocksdb::ReadOptions read_options = ReadOptionsForCaller();
     read_options.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, cf));
 
@@ -364,7 +371,7 @@ class RocksDbEngine : public StorageEngine {
     std::shared_lock tables_lock(tables_mu_);
     rocksdb::ColumnFamilyHandle* cf = FindTable(table);
     if (cf == nullptr) return absl::NotFoundError(absl::StrCat("no table ", table));
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadOptionsForCaller(), cf));
 
     TableSlice slice;
     Budget budget(limits, options_.clock);
@@ -383,6 +390,9 @@ class RocksDbEngine : public StorageEngine {
           return absl::DataLossError(absl::StrCat("corrupt record metadata in ", table));
         }
       }
+      // A metadata read that failed (or needed the disk in memory-only mode) must not read
+      // as "no range tombstones".
+      SG_ROCKS_RETURN(it->status(), "scan");
       current_id = after->record_id;
       in_record = true;
       it->Seek(CellKey(after->record_id, *after->key + '\0'));
@@ -447,6 +457,14 @@ class RocksDbEngine : public StorageEngine {
     size_t items_ = 0;
     size_t bytes_ = 0;
   };
+
+  // A read for the caller's mode (memory_only.h): from memtables and the block cache only,
+  // failing Incomplete (WouldBlockError) where a block would come from disk.
+  static rocksdb::ReadOptions ReadOptionsForCaller() {
+    rocksdb::ReadOptions options;
+    if (MemoryOnly()) options.read_tier = rocksdb::kBlockCacheTier;
+    return options;
+  }
 
   static std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 

@@ -9,6 +9,7 @@
 #include "src/common/clock.h"
 #include "src/storage/conformance_test_suite.h"
 #include "src/storage/engine_wrapper.h"
+#include "src/storage/memory_only.h"
 #include "test/lib/temp_dir.h"
 
 namespace stategate::storage {
@@ -147,6 +148,41 @@ TEST_F(RocksDbEngineTest, TablesSurviveReopen) {
   EXPECT_TRUE(engine->HasTable("kept"));
   EXPECT_TRUE(engine->HasTable("dropped"));
   EXPECT_THAT(ReadAll(*engine, "kept", "r"), ElementsAre(Item("k", "v")));
+}
+
+// memory_only.h on RocksDB: memtables and the block cache answer; a block only on disk
+// makes the call WouldBlock, and a normal read of it brings it into the cache.
+TEST_F(RocksDbEngineTest, MemoryOnlyReadsComeFromMemtablesAndTheBlockCache) {
+  {
+    std::unique_ptr<StorageEngine> engine = Open();
+    ASSERT_NE(engine, nullptr);
+    ASSERT_TRUE(engine->CreateTable("t").ok());
+    ASSERT_TRUE(engine->Write(Write("t", "r", V(1), {PutOp{"a", "1"}, PutOp{"b", "2"}})).ok());
+    ScopedMemoryOnly memory_only;
+    EXPECT_THAT(ReadAll(*engine, "t", "r"), ElementsAre(Item("a", "1"), Item("b", "2")));
+  }
+  // Reopening flushes the recovered log to a table file; its blocks are not cached yet.
+  std::unique_ptr<StorageEngine> engine = Open();
+  ASSERT_NE(engine, nullptr);
+  KeySpan by_key;
+  by_key.by_keys = true;
+  by_key.keys = {"b"};
+  {
+    ScopedMemoryOnly memory_only;
+    absl::StatusOr<RecordSlice> read = engine->Read("t", "r", KeySpan{}, ReadLimits{});
+    EXPECT_TRUE(IsWouldBlock(read.status())) << read.status();
+    absl::StatusOr<RecordSlice> point = engine->Read("t", "r", by_key, ReadLimits{});
+    EXPECT_TRUE(IsWouldBlock(point.status())) << point.status();
+    absl::StatusOr<TableSlice> scan = engine->Scan("t", std::nullopt, ReadLimits{});
+    EXPECT_TRUE(IsWouldBlock(scan.status())) << scan.status();
+  }
+  EXPECT_THAT(ReadAll(*engine, "t", "r"), ElementsAre(Item("a", "1"), Item("b", "2")));
+  ScopedMemoryOnly memory_only;
+  EXPECT_THAT(ReadAll(*engine, "t", "r"), ElementsAre(Item("a", "1"), Item("b", "2")));
+  absl::StatusOr<RecordSlice> point = engine->Read("t", "r", by_key, ReadLimits{});
+  ASSERT_TRUE(point.ok()) << point.status();
+  ASSERT_EQ(point->items.size(), 1u);
+  EXPECT_EQ(point->items[0].value, "2");
 }
 
 }  // namespace
