@@ -133,7 +133,14 @@ void AimdLimit::OnSample(const Sample& sample) {
     // At least −1, so a small limit still backs off where × ratio would truncate to itself.
     next = std::min(current - 1, static_cast<int>(current * options_.backoff_ratio));
   } else if (sample.outcome == Outcome::kSuccess && busy) {
-    next = current + 1;
+    // +1 per limit's worth of busy successes (about one round trip), as TCP's congestion
+    // avoidance grows its window: +1 per success would let late answers, each costing
+    // only × backoff_ratio, make up a quarter of all answers at a limit of 30.
+    growth_ += 1.0 / current;
+    if (growth_ >= 1.0) {
+      growth_ -= 1.0;
+      next = current + 1;
+    }
   }
   set_limit(std::clamp(next, std::max(1, options_.min_limit), options_.max_limit));
 }

@@ -122,9 +122,11 @@ struct AimdOptions {
   absl::Duration timeout = absl::Seconds(5);
 };
 
-// On success, +1 if the call saw in_flight ≥ limit / 2 (an idle client does not inflate its
-// limit); on a drop (or a success slower than `timeout`, or a late one that saw
-// in_flight ≥ limit / 2), × backoff_ratio.
+// On success, +1/limit if the call saw in_flight ≥ limit / 2 (so +1 per limit's worth of
+// such successes, about one round trip; an idle client does not inflate its limit); on a
+// drop (or a success slower than `timeout`, or a late one that saw in_flight ≥ limit / 2),
+// × backoff_ratio. At a steady limit L, late answers are then about 1 / (0.1·L²) of all
+// (1 % at L = 30) rather than 1 / (1 + 0.1·L) (25 %) with +1 per success.
 class AimdLimit : public ConcurrencyLimiter {
  public:
   explicit AimdLimit(AimdOptions options = {});
@@ -136,6 +138,7 @@ class AimdLimit : public ConcurrencyLimiter {
  private:
   const AimdOptions options_;
   absl::Mutex mu_;
+  double growth_ ABSL_GUARDED_BY(mu_) = 0;  // toward the next +1
 };
 
 struct VegasOptions {

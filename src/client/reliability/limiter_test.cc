@@ -232,14 +232,36 @@ TEST(AimdLimitTest, DropsBackOffByTheRatioAndAtLeastOne) {
   }
 }
 
-TEST(AimdLimitTest, GrowsByOneOnlyWhenAtLeastHalfFull) {
-  AimdLimit limiter;                                       // 20
-  limiter.TryAcquire()->OnSuccess(absl::Milliseconds(1));  // 1 in flight: app-limited
+TEST(AimdLimitTest, GrowsByOnePerLimitsWorthOfSuccessesOnlyWhenAtLeastHalfFull) {
+  AimdLimit limiter;  // 20
+  for (int i = 0; i < 40; ++i) {
+    limiter.TryAcquire()->OnSuccess(absl::Milliseconds(1));  // 1 in flight: app-limited
+  }
   EXPECT_EQ(limiter.limit(), 20);
   std::vector<Permit> permits;
-  for (int i = 0; i < 10; ++i) permits.push_back(*limiter.TryAcquire());
-  permits.back().OnSuccess(absl::Milliseconds(1));  // saw 10 in flight: 10 · 2 ≥ 20
+  for (int i = 0; i < 9; ++i) permits.push_back(*limiter.TryAcquire());
+  // Each saw 10 in flight (10 · 2 ≥ 20): 20 of them are one limit's worth.
+  for (int i = 0; i < 19; ++i) limiter.TryAcquire()->OnSuccess(absl::Milliseconds(1));
+  EXPECT_EQ(limiter.limit(), 20);
+  limiter.TryAcquire()->OnSuccess(absl::Milliseconds(1));
   EXPECT_EQ(limiter.limit(), 21);
+}
+
+// The point of growing by one per round trip: a steady share of late answers holds the
+// limit down instead of being outgrown by the successes around it.
+TEST(AimdLimitTest, OneLateAnswerInTwentyHoldsTheLimitDown) {
+  AimdLimit limiter({.initial_limit = 30});
+  int answered = 0;
+  for (int round = 0; round < 200; ++round) {
+    Round(limiter, [&](Permit& p) {
+      if (++answered % 20 == 0) {
+        p.OnLate(absl::Milliseconds(50));
+      } else {
+        p.OnSuccess(absl::Milliseconds(1));
+      }
+    });
+  }
+  EXPECT_LT(limiter.limit(), 30);
 }
 
 TEST(AimdLimitTest, ASuccessSlowerThanTheTimeoutIsADrop) {
@@ -250,7 +272,8 @@ TEST(AimdLimitTest, ASuccessSlowerThanTheTimeoutIsADrop) {
 
 TEST(AimdLimitTest, ConvergesUpThenDown) {
   AimdLimit limiter;
-  Rounds(limiter, 30, Succeed(absl::Milliseconds(1)));
+  // About half of each round saw the limit at least half used: +1 per two rounds.
+  Rounds(limiter, 400, Succeed(absl::Milliseconds(1)));
   EXPECT_EQ(limiter.limit(), 200);
   Rounds(limiter, 3, kDrop);
   EXPECT_EQ(limiter.limit(), 1);
