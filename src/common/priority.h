@@ -24,16 +24,13 @@ inline constexpr std::array<Priority, kPriorityTiers> kAllPriorities = {
 inline int PriorityRank(Priority priority) { return static_cast<int>(priority); }
 
 // The share of a concurrency limit a call of this tier may fill: under pressure sheddable
-// calls are refused first (past half the limit), then normal ones (past 80 %); critical
-// calls may go on to 1.5 times the limit (Netflix's partitioned limiter, with fixed shares).
-// Critical calls are never held to what normal ones leave them: an adaptive limit shrinks
-// when the calls it admits answer late, and so the room of the lower tiers shrinks while the
-// critical calls keep theirs (with 20 % critical calls at 2x capacity they need about 1.33).
-// The client's limiter applies it; the gateway's admission orders its queue by tier instead.
+// calls are refused first (past half the limit), then normal ones (past 80 %), and the last
+// fifth stays for critical calls (Netflix's partitioned limiter, with fixed shares). The
+// client's limiter applies it; the gateway's admission orders its queue by tier instead.
 inline double LimitShare(Priority priority) {
   switch (priority) {
     case Priority::kCritical:
-      return 1.5;
+      return 1.0;
     case Priority::kNormal:
       return 0.8;
     case Priority::kSheddable:

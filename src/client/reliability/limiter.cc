@@ -102,7 +102,8 @@ void ConcurrencyLimiter::Permit::Report(Outcome outcome, absl::Duration rtt) {
 // --- ConcurrencyLimiter ---
 
 std::optional<ConcurrencyLimiter::Permit> ConcurrencyLimiter::TryAcquire(double share) {
-  const int64_t usable = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(limit() * share)));
+  const int64_t usable =
+      std::max<int64_t>(1, static_cast<int64_t>(std::ceil(limit() * std::min(share, 1.0))));
   int current = in_flight_.load(std::memory_order_relaxed);
   do {
     if (current >= usable) return std::nullopt;

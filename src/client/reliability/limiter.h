@@ -82,9 +82,7 @@ class ConcurrencyLimiter {
   // A permit if fewer than limit() calls are in flight, else nullopt: the caller should fail
   // the call at once (RESOURCE_EXHAUSTED) rather than wait. With a `share` below 1, the call
   // may use only that share of the limit (at least one slot): less important calls are
-  // refused while the rest of the limit stays free for more important ones. A share above 1
-  // lets the most important calls go past the limit by that factor: the limit then says how
-  // much of everything else may run beside them, and shrinks if they make answers late.
+  // refused while the rest of the limit stays free for more important ones.
   std::optional<Permit> TryAcquire(double share = 1.0);
 
   // The current limit; calls are admitted while in_flight() < limit().

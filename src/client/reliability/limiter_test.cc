@@ -91,19 +91,6 @@ TEST_P(AdaptiveLimiterTest, ACallWithAShareMayFillOnlyThatShareOfTheLimit) {
   EXPECT_TRUE(limiter->TryAcquire(0.01).has_value());
 }
 
-TEST_P(AdaptiveLimiterTest, ACallWithAShareAboveOneMayGoPastTheLimit) {
-  auto limiter = Make();
-  ASSERT_EQ(limiter->limit(), 5);
-  std::vector<Permit> permits;
-  while (std::optional<Permit> p = limiter->TryAcquire(1.0)) permits.push_back(std::move(*p));
-  EXPECT_EQ(permits.size(), 5u);
-  // 1.5 of 5 rounds up to 8: three more, and then none, for them as for everyone else.
-  while (std::optional<Permit> p = limiter->TryAcquire(1.5)) permits.push_back(std::move(*p));
-  EXPECT_EQ(permits.size(), 8u);
-  EXPECT_FALSE(limiter->TryAcquire(1.0).has_value());
-  EXPECT_EQ(limiter->in_flight(), 8);
-}
-
 TEST(AimdLimitTest, ALateAnswerShrinksTheLimitOnlyWhenTheLimitWasBusy) {
   AimdOptions options;
   options.initial_limit = 10;
