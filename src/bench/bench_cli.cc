@@ -186,6 +186,10 @@ int RunWorkloadCli(int argc, const char* const* argv, std::ostream& out, std::os
                  "niceness (0..19) of the servers the bench starts, so that on shared cores "
                  "they cannot starve the load generator; 0 runs them as the bench")
       ->capture_default_str();
+  app.add_flag("--split-cpus", options.split_cpus,
+               "pin the bench to the first half of its CPUs and the servers it starts to the "
+               "other half (needs 2 CPUs), so that neither's CPU use shows in the other's "
+               "numbers");
   std::string priority_mix;
   app.add_option("--priority-mix", priority_mix,
                  "C,N,S: percent of the stategate targets' calls sent critical, normal and "

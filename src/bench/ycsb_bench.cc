@@ -1,5 +1,7 @@
 #include "src/bench/ycsb_bench.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -1086,10 +1088,44 @@ WhyNines ComputeWhyNines(const std::vector<LoadStats>& series, absl::Duration in
   return nines;
 }
 
+// --split-cpus: the CPUs this process may use now, the first half for the bench and the rest
+// for the servers it starts.
+struct CpuSplit {
+  std::vector<int> bench;
+  std::vector<int> servers;
+};
+
+absl::StatusOr<CpuSplit> SplitCpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+    return absl::InternalError("sched_getaffinity failed");
+  }
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  if (cpus.size() < 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--split-cpus needs at least 2 CPUs; this process may use ", cpus.size()));
+  }
+  const auto middle = cpus.begin() + static_cast<std::ptrdiff_t>(cpus.size() / 2);
+  return CpuSplit{{cpus.begin(), middle}, {middle, cpus.end()}};
+}
+
 absl::StatusOr<nlohmann::json> RunYcsbBench(const YcsbBenchOptions& options,
                                             const std::string& command, std::ostream& progress) {
   SG_RETURN_IF_ERROR(ValidateYcsbBenchOptions(options));
   testbed::SetChildNiceness(options.server_niceness);
+  nlohmann::json split = nullptr;
+  if (options.split_cpus) {
+    SG_ASSIGN_OR_RETURN(const CpuSplit cpus, SplitCpus());
+    SG_RETURN_IF_ERROR(testbed::PinThisProcess(cpus.bench));
+    SG_RETURN_IF_ERROR(testbed::SetChildCpus(cpus.servers));
+    split = {{"bench", cpus.bench}, {"servers", cpus.servers}};
+    progress << "CPUs: the bench on " << absl::StrJoin(cpus.bench, ",") << ", its servers on "
+             << absl::StrJoin(cpus.servers, ",") << "\n";
+  }
   nlohmann::json runs = nlohmann::json::array();
   nlohmann::json loads = nlohmann::json::array();
   Bench bench(options, progress);
@@ -1117,6 +1153,7 @@ absl::StatusOr<nlohmann::json> RunYcsbBench(const YcsbBenchOptions& options,
         {"fault_window", {options.fault_onset, options.fault_end}},
         {"client_threads", options.client_threads},
         {"server_niceness", options.server_niceness},
+        {"split_cpus", split},
         {"cores", std::thread::hardware_concurrency()}}},
       {"loads", std::move(loads)},
       {"runs", std::move(runs)}};

@@ -92,6 +92,11 @@ struct YcsbBenchOptions {
   // that on shared cores an overloaded server cannot starve the load generator and the
   // clients of the CPU, as it could not on separate machines. 0 runs them as the bench.
   int server_niceness = 10;
+  // Pin the bench (the load generator and its clients) to the first half of the CPUs it may
+  // use and every server it starts to the other half, so that neither's CPU shows up as the
+  // other's latency or capacity (an open loop at 2x its capacity costs the generator far
+  // more CPU than the closed loops that measure the capacity). Needs at least 2 CPUs.
+  bool split_cpus = false;
   // Shares of the stategate targets' operations sent as critical, normal and sheddable
   // (summing to 1), each tier's results reported apart; unset: no priority is sent.
   std::optional<PriorityMix> priority_mix;

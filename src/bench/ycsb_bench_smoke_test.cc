@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -175,6 +176,23 @@ TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
   }
   EXPECT_THAT(progress_, HasSubstr("ops/s, p99"));  // the per-second progress line
   EXPECT_EQ(results["loads"].size(), 1u);
+}
+
+TEST_F(YcsbBenchSmokeTest, SplitCpusGivesTheBenchAndItsServersCpusOfTheirOwn) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  const nlohmann::json results =
+      Bench({"--workload", "a", "--target", "stategate-rocksdb", "--scenario", "none", "--mode",
+             "full", "--records", "100", "--rate", "100", "--duration", "2", "--replicas", "1",
+             "--client-threads", "8", "--split-cpus"});
+  ASSERT_EQ(results["runs"].size(), 1u);
+  ExpectComplete(results["runs"][0]);
+  const nlohmann::json& split = results["options"]["split_cpus"];
+  ASSERT_TRUE(split.is_object()) << results["options"].dump();
+  const std::vector<int> bench = split["bench"].get<std::vector<int>>();
+  const std::vector<int> servers = split["servers"].get<std::vector<int>>();
+  ASSERT_FALSE(bench.empty());
+  ASSERT_FALSE(servers.empty());
+  for (int cpu : bench) EXPECT_THAT(servers, ::testing::Not(::testing::Contains(cpu)));
 }
 
 TEST_F(YcsbBenchSmokeTest, RedisFailoverOnBothRedisClusterTargets) {

@@ -1,8 +1,10 @@
 #include "src/testbed/child_process.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -22,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "src/common/status_macros.h"
 
@@ -59,12 +62,32 @@ absl::StatusOr<std::string> ResolveBinary(const std::string& binary) {
 
 std::atomic<int> child_niceness{0};
 
-// Runs in the child between fork and exec: async-signal-safe calls only (setpriority is a
-// plain system call).
+// SetChildCpus's set; copied before fork (the child may not take a lock).
+absl::Mutex child_cpus_mu;
+std::optional<cpu_set_t> child_cpus ABSL_GUARDED_BY(child_cpus_mu);
+
+absl::StatusOr<cpu_set_t> CpuSet(const std::vector<int>& cpus) {
+  if (cpus.empty()) return absl::InvalidArgumentError("no CPU given");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CPU ", cpu, " is outside [0, ", CPU_SETSIZE, ")"));
+    }
+    CPU_SET(cpu, &set);
+  }
+  return set;
+}
+
+// Runs in the child between fork and exec: async-signal-safe calls only (setpriority and
+// sched_setaffinity are plain system calls).
 [[noreturn]] void ExecChild(const char* path, char* const* argv, int in_fd, int out_fd,
-                            bool die_with_parent, pid_t parent, int niceness) {
-  // Before exec, so every thread the program starts inherits it.
+                            bool die_with_parent, pid_t parent, int niceness,
+                            const cpu_set_t* cpus) {
+  // Before exec, so every thread the program starts inherits them.
   if (niceness != 0) ::setpriority(PRIO_PROCESS, 0, niceness);
+  if (cpus != nullptr && ::sched_setaffinity(0, sizeof(*cpus), cpus) != 0) ::_exit(127);
   if (die_with_parent) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
@@ -89,6 +112,35 @@ std::atomic<int> child_niceness{0};
 
 void SetChildNiceness(int niceness) { child_niceness.store(niceness); }
 
+absl::Status SetChildCpus(const std::vector<int>& cpus) {
+  std::optional<cpu_set_t> set;
+  if (!cpus.empty()) {
+    SG_ASSIGN_OR_RETURN(set, CpuSet(cpus));
+  }
+  absl::MutexLock lock(&child_cpus_mu);
+  child_cpus = set;
+  return absl::OkStatus();
+}
+
+absl::Status PinThisProcess(const std::vector<int>& cpus) {
+  SG_ASSIGN_OR_RETURN(const cpu_set_t set, CpuSet(cpus));
+  // Every thread there is now (affinity is per thread); those started later inherit it
+  // from the thread that starts them.
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) return Errno("opendir /proc/self/task");
+  absl::Status status = absl::OkStatus();
+  while (const dirent* entry = ::readdir(tasks)) {
+    int tid = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &tid)) continue;  // "." and ".."
+    if (::sched_setaffinity(tid, sizeof(set), &set) != 0 && errno != ESRCH) {
+      status = Errno(absl::StrCat("sched_setaffinity of thread ", tid));
+      break;
+    }
+  }
+  ::closedir(tasks);
+  return status;
+}
+
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(ChildProcessOptions options) {
   absl::StatusOr<std::string> path = ResolveBinary(options.binary);
   if (!path.ok()) return path.status();
@@ -112,9 +164,16 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(ChildProcessOp
 
   const pid_t parent = ::getpid();
   const int niceness = child_niceness.load();
+  std::optional<cpu_set_t> cpus;
+  {
+    absl::MutexLock lock(&child_cpus_mu);
+    cpus = child_cpus;
+  }
   const pid_t pid = ::fork();
-  if (pid == 0)
-    ExecChild(path->c_str(), argv.data(), in_fd, out_fd, options.die_with_parent, parent, niceness);
+  if (pid == 0) {
+    ExecChild(path->c_str(), argv.data(), in_fd, out_fd, options.die_with_parent, parent, niceness,
+              cpus.has_value() ? &*cpus : nullptr);
+  }
   const int fork_errno = errno;
   ::close(in_fd);
   ::close(out_fd);

@@ -43,6 +43,18 @@ struct ChildProcessOptions {
 // they could not), which would show up as latency of the generator, not of the servers.
 void SetChildNiceness(int niceness);
 
+// The CPUs every child this process starts from now on may run on (sched_setaffinity, set
+// before exec so every thread of the child inherits it); empty (the default) keeps the
+// parent's. A benchmark gives its servers CPUs of their own, and itself the others, so that
+// neither side's CPU shows up as the other's latency or capacity. INVALID_ARGUMENT (and no
+// change) for a CPU outside [0, CPU_SETSIZE).
+[[nodiscard]] absl::Status SetChildCpus(const std::vector<int>& cpus);
+
+// Pins every thread this process has now, and so every thread they start later, to `cpus`.
+// INVALID_ARGUMENT for an empty list or a CPU outside [0, CPU_SETSIZE); the errno of
+// sched_setaffinity otherwise.
+[[nodiscard]] absl::Status PinThisProcess(const std::vector<int>& cpus);
+
 class ChildProcess {
  public:
   // Forks and execs options.binary. NOT_FOUND when the binary is not an executable file (or

@@ -46,6 +46,29 @@ TEST_F(ChildProcessTest, WritesOutputToTheLogAndReportsTheExitStatus) {
   EXPECT_EQ((*child)->Log(), "out\nerr\n");
 }
 
+// The CPUs a child may run on, as its /proc/self/status says (e.g. "0" or "0-1").
+std::string ChildCpus(const std::string& log_path) {
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(Options(
+      "sh", {"-c", "sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status"}, log_path));
+  EXPECT_TRUE(child.ok()) << child.status();
+  if (!child.ok()) return "";
+  EXPECT_TRUE((*child)->Wait(absl::Seconds(10)).has_value());
+  std::string cpus = (*child)->Log();
+  if (!cpus.empty() && cpus.back() == '\n') cpus.pop_back();
+  return cpus;
+}
+
+TEST_F(ChildProcessTest, ChildrenRunOnTheCpusSetForThem) {
+  const std::string all = ChildCpus(dir_ + "/before");
+  ASSERT_FALSE(all.empty());
+  ASSERT_TRUE(SetChildCpus({0}).ok());
+  EXPECT_EQ(ChildCpus(dir_ + "/pinned"), "0");
+  ASSERT_TRUE(SetChildCpus({}).ok());  // back to the parent's
+  EXPECT_EQ(ChildCpus(dir_ + "/after"), all);
+  EXPECT_TRUE(absl::IsInvalidArgument(SetChildCpus({-1})));
+  EXPECT_TRUE(absl::IsInvalidArgument(PinThisProcess({})));
+}
+
 TEST_F(ChildProcessTest, KillStopsARunningChild) {
   absl::StatusOr<std::unique_ptr<ChildProcess>> child =
       ChildProcess::Start(Options("sleep", {"60"}));
