@@ -1,7 +1,5 @@
 #include "src/bench/ycsb_bench.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -1096,15 +1094,7 @@ struct CpuSplit {
 };
 
 absl::StatusOr<CpuSplit> SplitCpus() {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
-    return absl::InternalError("sched_getaffinity failed");
-  }
-  std::vector<int> cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
-  }
+  SG_ASSIGN_OR_RETURN(const std::vector<int> cpus, testbed::AllowedCpus());
   if (cpus.size() < 2) {
     return absl::FailedPreconditionError(
         absl::StrCat("--split-cpus needs at least 2 CPUs; this process may use ", cpus.size()));

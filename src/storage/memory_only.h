@@ -2,7 +2,8 @@
 // without ever waiting there for a disk or a network (DESIGN.md, "No thread waits on the
 // network").
 //
-// While a ScopedMemoryOnly lives on a thread, every engine call made from that thread either
+// While a ScopedMemoryOnly lives on a thread, every engine call made from that thread that
+// returns a status (all but HasTable and ShardOf, which the request path does not make) either
 // answers from what the engine already holds in memory (RocksDB's memtables and block
 // cache) or returns WouldBlockError() at once, having read nothing from a disk or a
 // network and changed nothing. The caller then runs the call again, without the scope, on
@@ -17,6 +18,7 @@
 // argument when the engine interface becomes asynchronous.)
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"

@@ -122,6 +122,17 @@ absl::Status SetChildCpus(const std::vector<int>& cpus) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<int>> AllowedCpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return Errno("sched_getaffinity");
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
 absl::Status PinThisProcess(const std::vector<int>& cpus) {
   SG_ASSIGN_OR_RETURN(const cpu_set_t set, CpuSet(cpus));
   // Every thread there is now (affinity is per thread); those started later inherit it

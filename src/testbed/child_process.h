@@ -50,6 +50,9 @@ void SetChildNiceness(int niceness);
 // change) for a CPU outside [0, CPU_SETSIZE).
 [[nodiscard]] absl::Status SetChildCpus(const std::vector<int>& cpus);
 
+// The CPUs this process may run on now (sched_getaffinity), in increasing order.
+[[nodiscard]] absl::StatusOr<std::vector<int>> AllowedCpus();
+
 // Pins every thread this process has now, and so every thread they start later, to `cpus`.
 // INVALID_ARGUMENT for an empty list or a CPU outside [0, CPU_SETSIZE); the errno of
 // sched_setaffinity otherwise.
