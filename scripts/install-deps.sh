@@ -9,7 +9,7 @@ packages=(
   librocksdb-dev liblz4-dev libxxhash-dev libabsl-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libhiredis-dev libmemcached-dev libcpp-httplib-dev
+  libhiredis-dev libevent-dev libmemcached-dev libcpp-httplib-dev
   redis-server redis-tools memcached
 )
 

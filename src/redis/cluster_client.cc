@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <map>
 #include <mutex>
 #include <random>
@@ -14,19 +13,17 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
 #include "src/common/call_deadline.h"
+#include "src/redis/cluster_protocol.h"
 
 namespace stategate::redis {
 namespace {
 
-constexpr int kSlots = 16384;
 // Redirects followed without backoff in one call; past this the cluster is resharding
 // faster than we follow, so back off.
 constexpr int kMaxRedirects = 16;
@@ -48,14 +45,6 @@ struct ContextDeleter {
   void operator()(redisContext* c) const { redisFree(c); }
 };
 using Connection = std::unique_ptr<redisContext, ContextDeleter>;
-
-// "host:port" -> (host, port).
-bool SplitAddress(const std::string& address, std::string* host, int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return false;
-  *host = address.substr(0, colon);
-  return absl::SimpleAtoi(address.substr(colon + 1), port) && *port > 0 && *port < 65536;
-}
 
 // The idle connections of one node, and whether it may be dialled now.
 class NodePool {
@@ -176,33 +165,6 @@ absl::StatusOr<std::vector<Reply>> RunPipeline(redisContext* c,
   return replies;
 }
 
-// What an error reply asks the client to do.
-struct Redirect {
-  enum class Kind { kNone, kMoved, kAsk, kRetry } kind = Kind::kNone;
-  int slot = -1;
-  std::string address;
-};
-
-Redirect Classify(const Reply& reply) {
-  Redirect r;
-  if (!reply.is_error()) return r;
-  const std::vector<std::string> words = absl::StrSplit(reply.str, ' ');
-  const std::string& verb = words[0];
-  if ((verb == "MOVED" || verb == "ASK") && words.size() == 3) {
-    r.kind = verb == "MOVED" ? Redirect::Kind::kMoved : Redirect::Kind::kAsk;
-    if (!absl::SimpleAtoi(words[1], &r.slot)) r.slot = -1;
-    r.address = words[2];
-    // Redis 7 may announce "host:port@bus" or ":port" (unknown host = the one we asked).
-    r.address = r.address.substr(0, r.address.find('@'));
-    return r;
-  }
-  if (verb == "TRYAGAIN" || verb == "CLUSTERDOWN" || verb == "LOADING" || verb == "MASTERDOWN" ||
-      verb == "READONLY") {
-    r.kind = Redirect::Kind::kRetry;
-  }
-  return r;
-}
-
 class ClusterClientImpl final : public ClusterClient {
  public:
   explicit ClusterClientImpl(ClusterOptions options) : options_(std::move(options)) {
@@ -273,11 +235,8 @@ class ClusterClientImpl final : public ClusterClient {
         last = replies.status();
         continue;
       }
-      Redirect redirect;
-      for (const Reply& reply : *replies) {
-        redirect = Classify(reply);
-        if (redirect.kind != Redirect::Kind::kNone) break;
-      }
+      std::string retry_reason;
+      const Redirect redirect = ClassifyPipeline(*replies, &retry_reason);
       switch (redirect.kind) {
         case Redirect::Kind::kNone:
           return replies;
@@ -295,10 +254,7 @@ class ClusterClientImpl final : public ClusterClient {
           wait = ++redirects > kMaxRedirects;
           continue;
         case Redirect::Kind::kRetry:
-          last = absl::UnavailableError(absl::StrCat("redis: ", (*replies)[0].str));
-          for (const Reply& reply : *replies) {
-            if (reply.is_error()) last = absl::UnavailableError(absl::StrCat("redis: ", reply.str));
-          }
+          last = absl::UnavailableError(absl::StrCat("redis: ", retry_reason));
           break;
       }
     }
@@ -322,12 +278,6 @@ class ClusterClientImpl final : public ClusterClient {
   }
 
  private:
-  // ":port" (a node that does not know its own host) means the host we asked.
-  static std::string FullAddress(const std::string& announced, const std::string& asked) {
-    if (!announced.empty() && announced[0] != ':') return announced;
-    return asked.substr(0, asked.rfind(':')) + announced;
-  }
-
   NodePool* OwnerOf(int slot) {
     std::shared_lock lock(map_mu_);
     const int index = slot_owner_[slot];
@@ -396,34 +346,19 @@ class ClusterClientImpl final : public ClusterClient {
     return last;
   }
 
-  // CLUSTER SLOTS: [[start, end, [host, port, id, ...], replicas...], ...]
   absl::Status ApplySlots(const Reply& reply, const std::string& asked) {
-    if (reply.type != Reply::Type::kArray) {
-      return absl::UnavailableError(absl::StrCat("CLUSTER SLOTS from ", asked, ": ", reply.str));
-    }
+    absl::StatusOr<std::vector<SlotRange>> ranges = ParseClusterSlots(reply, asked);
+    if (!ranges.ok()) return ranges.status();
     std::array<int, kSlots> owners;
     owners.fill(-1);
     std::vector<int> masters;
     std::unique_lock lock(map_mu_);
-    int covered = 0;
-    for (const Reply& range : reply.elements) {
-      if (range.elements.size() < 3 || range.elements[2].elements.size() < 2) continue;
-      const Reply& master = range.elements[2];
-      std::string host = master.elements[0].str;
-      if (host.empty()) host = asked.substr(0, asked.rfind(':'));
-      const int index = IndexLocked(absl::StrCat(host, ":", master.elements[1].integer));
+    for (const SlotRange& range : *ranges) {
+      const int index = IndexLocked(range.master);
       if (std::find(masters.begin(), masters.end(), index) == masters.end()) {
         masters.push_back(index);
       }
-      const int64_t first = range.elements[0].integer;
-      const int64_t last = range.elements[1].integer;
-      for (int64_t s = std::max<int64_t>(first, 0); s <= last && s < kSlots; ++s) {
-        owners[s] = index;
-        ++covered;
-      }
-    }
-    if (covered == 0) {
-      return absl::UnavailableError(absl::StrCat("CLUSTER SLOTS from ", asked, ": no slots"));
+      std::fill(owners.begin() + range.first, owners.begin() + range.last + 1, index);
     }
     slot_owner_ = owners;
     master_indexes_ = std::move(masters);

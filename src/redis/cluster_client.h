@@ -65,8 +65,10 @@ struct ClusterOptions {
   // How long a call keeps retrying while the cluster is down or failing over; past it the
   // call fails UNAVAILABLE. Covers a failover (node timeout + election) by default.
   absl::Duration retry_window = absl::Seconds(8);
-  // Idle connections kept per node.
+  // Idle connections kept per node (ClusterClient).
   int max_idle_per_node = 64;
+  // Connections per node, each carrying many calls (AsyncClusterClient).
+  int connections_per_node = 4;
   // Calls in flight to one shard (the master owning the key's slot when the call began,
   // retries included); a call beyond it fails UNAVAILABLE at once. The bulkhead between
   // shards for callers with a fixed number of threads. 0 = no limit.
