@@ -11,10 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "spdlog/spdlog.h"
 #include "src/common/call_deadline.h"
 #include "src/common/checksum.h"
 #include "src/common/status_macros.h"
+#include "src/redis/async_cluster_client.h"
 #include "src/storage/memory_only.h"
 #include "src/storage/record_merge.h"
 #include "src/storage/redis/lua_scripts.h"
@@ -121,7 +123,7 @@ struct PageBudget {
 class RedisClusterEngine : public StorageEngine {
  public:
   RedisClusterEngine(const RedisClusterEngineOptions& options,
-                     std::unique_ptr<redis::ClusterClient> client)
+                     std::unique_ptr<redis::AsyncClusterClient> client)
       : options_(options),
         client_(std::move(client)),
         write_script_(std::string(redis_lua::kCommon) + redis_lua::kWriteBody),
@@ -132,8 +134,8 @@ class RedisClusterEngine : public StorageEngine {
     if (MemoryOnly()) return WouldBlockError("redis-cluster create table");  // a network store
     if (Epoch(table).ok()) return absl::OkStatus();
     SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        client_->Pipeline(kTablesKey, {{"HSETNX", kTablesKey, table, NewEpoch()},
-                                                       {"HGET", kTablesKey, table}}));
+                        Await(kTablesKey, {{"HSETNX", kTablesKey, table, NewEpoch()},
+                                           {"HGET", kTablesKey, table}}));
     if (replies[1].type != Reply::Type::kString) return ScriptError(replies[1], "create table");
     absl::MutexLock lock(&mu_);
     epochs_[table] = replies[1].str;  // ours, or the one another gateway made first
@@ -144,7 +146,7 @@ class RedisClusterEngine : public StorageEngine {
     if (MemoryOnly()) return WouldBlockError("redis-cluster drop table");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
     SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        client_->Pipeline(kTablesKey, {{"HDEL", kTablesKey, table}}));
+                        Await(kTablesKey, {{"HDEL", kTablesKey, table}}));
     {
       absl::MutexLock lock(&mu_);
       epochs_.erase(table);
@@ -162,9 +164,9 @@ class RedisClusterEngine : public StorageEngine {
           dels.push_back({"ZREM", index, id});
         }
         if (dels.empty()) break;
-        SG_RETURN_IF_ERROR(client_->Pipeline(index, dels).status());
+        SG_RETURN_IF_ERROR(Await(index, dels).status());
       }
-      SG_RETURN_IF_ERROR(client_->Pipeline(index, {{"DEL", index}}).status());
+      SG_RETURN_IF_ERROR(Await(index, {{"DEL", index}}).status());
     }
     return absl::OkStatus();
   }
@@ -221,9 +223,8 @@ class RedisClusterEngine : public StorageEngine {
     // already have taken a failover's worth of retries.
     std::optional<absl::Time> give_up;
     for (;;) {
-      SG_ASSIGN_OR_RETURN(
-          std::vector<Reply> replies,
-          redis::PipelineWithScript(*client_, keys.cells, commands, 0, write_script_));
+      SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                          AwaitScript(keys.cells, commands, 0, write_script_));
       if (replies[0].is_error()) return ScriptError(replies[0], "write");
       if (write.replicas_ack == 0) return absl::OkStatus();
       if (replies[1].type != Reply::Type::kInteger) return ScriptError(replies[1], "WAIT");
@@ -283,13 +284,12 @@ class RedisClusterEngine : public StorageEngine {
         if (ids.empty()) break;
         for (const std::string& id : ids) {
           const RecordKeys keys = KeysOf(epoch, id);
-          SG_ASSIGN_OR_RETURN(
-              std::vector<Reply> replies,
-              redis::PipelineWithScript(
-                  *client_, keys.cells,
-                  {purge_script_.EvalSha({keys.cells, keys.keys, keys.tombstones, keys.index},
-                                         {id, VersionTime(cutoff_us), Micros(cutoff_us)})},
-                  0, purge_script_));
+          SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                              AwaitScript(keys.cells,
+                                          {purge_script_.EvalSha(
+                                              {keys.cells, keys.keys, keys.tombstones, keys.index},
+                                              {id, VersionTime(cutoff_us), Micros(cutoff_us)})},
+                                          0, purge_script_));
           if (replies[0].is_error()) return ScriptError(replies[0], "purge");
         }
         after = "(" + ids.back();
@@ -362,6 +362,35 @@ class RedisClusterEngine : public StorageEngine {
   }
 
  private:
+  // The client answers on its event loop; until the engine's calls are asynchronous
+  // themselves, the calling thread waits here for that answer. The call's deadline
+  // (CallDeadline) bounds the wait, else the client's retry window.
+  absl::StatusOr<std::vector<Reply>> Await(std::string_view hash_key,
+                                           std::vector<Command> commands) const {
+    return AwaitAnswer([&](redis::AsyncClusterClient::Done done) {
+      client_->Pipeline(hash_key, std::move(commands), CallDeadline(), std::move(done));
+    });
+  }
+  absl::StatusOr<std::vector<Reply>> AwaitScript(std::string_view hash_key,
+                                                 std::vector<Command> commands, size_t script_at,
+                                                 const redis::Script& script) const {
+    return AwaitAnswer([&](redis::AsyncClusterClient::Done done) {
+      redis::PipelineWithScript(*client_, hash_key, std::move(commands), script_at, script,
+                                CallDeadline(), std::move(done));
+    });
+  }
+  template <typename Start>
+  static absl::StatusOr<std::vector<Reply>> AwaitAnswer(Start start) {
+    absl::Notification answered;
+    absl::StatusOr<std::vector<Reply>> replies;
+    start([&](absl::StatusOr<std::vector<Reply>> r) {
+      replies = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();  // the client answers every call by its deadline
+    return replies;
+  }
+
   // The number of replicas a master's ROLE reply lists as connected.
   static absl::StatusOr<int64_t> LiveReplicas(const Reply& role) {
     if (role.type != Reply::Type::kArray || role.elements.size() < 3 ||
@@ -429,11 +458,11 @@ class RedisClusterEngine : public StorageEngine {
       args.push_back(std::move(start));
       args.push_back(span.end);
     }
-    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        redis::PipelineWithScript(
-                            *client_, keys.cells,
-                            {read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)},
-                            0, read_script_));
+    SG_ASSIGN_OR_RETURN(
+        std::vector<Reply> replies,
+        AwaitScript(keys.cells,
+                    {read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)}, 0,
+                    read_script_));
     const Reply& reply = replies[0];
     if (reply.type != Reply::Type::kArray || reply.elements.empty() ||
         reply.elements.size() % 2 != 1) {
@@ -456,9 +485,9 @@ class RedisClusterEngine : public StorageEngine {
   // Up to kIdBatch record ids of one index after `from` ("-" or "(id").
   absl::StatusOr<std::vector<std::string>> ListIds(const std::string& index,
                                                    const std::string& from) {
-    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        client_->Pipeline(index, {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0",
-                                                   std::to_string(kIdBatch)}}));
+    SG_ASSIGN_OR_RETURN(
+        std::vector<Reply> replies,
+        Await(index, {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)}}));
     if (replies[0].type != Reply::Type::kArray) return ScriptError(replies[0], "list records");
     std::vector<std::string> ids;
     for (Reply& element : replies[0].elements) ids.push_back(std::move(element.str));
@@ -473,7 +502,7 @@ class RedisClusterEngine : public StorageEngine {
       if (it != epochs_.end()) return it->second;
     }
     SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        client_->Pipeline(kTablesKey, {{"HGET", kTablesKey, table}}));
+                        Await(kTablesKey, {{"HGET", kTablesKey, table}}));
     if (replies[0].type != Reply::Type::kString) {
       return absl::NotFoundError(absl::StrCat("no table ", table));
     }
@@ -488,7 +517,7 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   const RedisClusterEngineOptions options_;
-  const std::unique_ptr<redis::ClusterClient> client_;
+  const std::unique_ptr<redis::AsyncClusterClient> client_;
   const redis::Script write_script_;
   const redis::Script read_script_;
   const redis::Script purge_script_;
@@ -506,8 +535,8 @@ std::string RecordHashTag(const std::string& record_id) { return Tag(BucketOf(re
 
 absl::StatusOr<std::unique_ptr<StorageEngine>> OpenRedisClusterEngine(
     const RedisClusterEngineOptions& options) {
-  SG_ASSIGN_OR_RETURN(std::unique_ptr<redis::ClusterClient> client,
-                      redis::ClusterClient::Connect(options.cluster));
+  SG_ASSIGN_OR_RETURN(std::unique_ptr<redis::AsyncClusterClient> client,
+                      redis::AsyncClusterClient::Connect(options.cluster));
   return std::make_unique<RedisClusterEngine>(options, std::move(client));
 }
 
