@@ -106,6 +106,7 @@ struct Call {
   Impl* client = nullptr;
   int slot = -1;
   bool topology = false;  // a CLUSTER SLOTS read: goes to the next candidate node
+  bool fail_fast = false;
   std::vector<Command> commands;
   absl::Time deadline;
   AsyncClusterClient::Done done;
@@ -174,13 +175,15 @@ class Impl final : public AsyncClusterClient {
     return status;
   }
 
-  void Pipeline(std::string_view hash_key, std::vector<Command> commands, absl::Time deadline,
+  void Pipeline(std::string_view hash_key, std::vector<Command> commands, CallOptions options,
                 Done done) override {
     auto call = std::make_unique<Call>();
     call->slot = KeySlot(hash_key);
     call->commands = std::move(commands);
-    call->deadline =
-        deadline == absl::InfiniteFuture() ? absl::Now() + options_.retry_window : deadline;
+    call->deadline = options.deadline == absl::InfiniteFuture()
+                         ? absl::Now() + options_.retry_window
+                         : options.deadline;
+    call->fail_fast = options.fail_fast;
     call->done = std::move(done);
     Submit(std::move(call));
   }
@@ -410,7 +413,7 @@ class Impl final : public AsyncClusterClient {
     RefreshTopology();
     const absl::Duration delay = call->backoff;
     call->backoff = std::min(call->backoff * 2, kMaxBackoff);
-    if (absl::Now() + delay >= call->deadline) {
+    if (call->fail_fast || absl::Now() + delay >= call->deadline) {
       Answer(call, Unanswered(*call));
       return;
     }
@@ -679,12 +682,12 @@ absl::StatusOr<std::unique_ptr<AsyncClusterClient>> AsyncClusterClient::Connect(
 
 void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
                         std::vector<Command> commands, size_t script_at, const Script& script,
-                        absl::Time deadline, AsyncClusterClient::Done done) {
+                        CallOptions options, AsyncClusterClient::Done done) {
   // The first run's commands are kept for the second, after a NOSCRIPT.
   std::vector<Command> first = commands;
-  client.Pipeline(hash_key, std::move(first), deadline,
+  client.Pipeline(hash_key, std::move(first), options,
                   [&client, key = std::string(hash_key), commands = std::move(commands), script_at,
-                   load = script.Load(), deadline,
+                   load = script.Load(), options,
                    done = std::move(done)](AsyncClusterClient::Replies replies) mutable {
                     const bool noscript = replies.ok() && script_at < replies->size() &&
                                           (*replies)[script_at].is_error() &&
@@ -694,8 +697,8 @@ void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
                       return;
                     }
                     client.Pipeline(
-                        key, {std::move(load)}, deadline,
-                        [&client, key, commands = std::move(commands), deadline,
+                        key, {std::move(load)}, options,
+                        [&client, key, commands = std::move(commands), options,
                          done = std::move(done)](AsyncClusterClient::Replies loaded) mutable {
                           if (!loaded.ok()) {
                             std::move(done)(loaded.status());
@@ -706,7 +709,7 @@ void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
                                 absl::StrCat("redis SCRIPT LOAD: ", (*loaded)[0].str)));
                             return;
                           }
-                          client.Pipeline(key, std::move(commands), deadline, std::move(done));
+                          client.Pipeline(key, std::move(commands), options, std::move(done));
                         });
                   });
 }

@@ -10,7 +10,9 @@
 //    importing node, after ASKING;
 //  - TRYAGAIN, CLUSTERDOWN, LOADING, a refused or broken connection: the slot map is read
 //    again (at most every 100 ms) and the call is sent again on a timer, backing off from
-//    5 ms to 200 ms, while its deadline allows;
+//    5 ms to 200 ms, while its deadline allows — or, for a call made with fail_fast, it is
+//    answered UNAVAILABLE at once, so that its caller retries on its own timer without
+//    holding anything meanwhile;
 //  - a node that does not answer (stopped, partitioned): the call's deadline answers the
 //    call; the connection is closed once a reply is io_timeout late, which fails the calls
 //    still on it over to another attempt.
@@ -41,6 +43,15 @@
 
 namespace stategate::redis {
 
+// How one call is made.
+struct CallOptions {
+  // The call is answered by then. InfiniteFuture: ClusterOptions::retry_window from now.
+  absl::Time deadline = absl::InfiniteFuture();
+  // A failure that a retry might mend (see the top) answers the call UNAVAILABLE at once,
+  // instead of retrying until the deadline. Redirects are followed either way.
+  bool fail_fast = false;
+};
+
 class AsyncClusterClient {
  public:
   using Replies = absl::StatusOr<std::vector<Reply>>;
@@ -58,9 +69,9 @@ class AsyncClusterClient {
 
   // Runs `commands` as one pipeline on the master of hash_key's slot; `done` gets one reply
   // per command (a command's own error is a kError reply), or UNAVAILABLE if the cluster
-  // did not answer by `deadline` (InfiniteFuture: retry_window from now). Never blocks.
+  // did not answer in time (CallOptions). Never blocks.
   virtual void Pipeline(std::string_view hash_key, std::vector<Command> commands,
-                        absl::Time deadline, Done done) = 0;
+                        CallOptions options, Done done) = 0;
 
   // "host:port" of the master that owns hash_key's slot in the current slot map, or "".
   virtual std::string MasterOf(std::string_view hash_key) const = 0;
@@ -73,6 +84,6 @@ class AsyncClusterClient {
 // for Pipeline.
 void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
                         std::vector<Command> commands, size_t script_at, const Script& script,
-                        absl::Time deadline, AsyncClusterClient::Done done);
+                        CallOptions options, AsyncClusterClient::Done done);
 
 }  // namespace stategate::redis

@@ -45,11 +45,11 @@ struct Answer {
   absl::Duration took;
 };
 Answer RunPipeline(AsyncClusterClient& client, const std::string& key,
-                   std::vector<Command> commands, absl::Time deadline = absl::InfiniteFuture()) {
+                   std::vector<Command> commands, CallOptions options = {}) {
   Answer answer;
   absl::Notification done;
   const absl::Time start = absl::Now();
-  client.Pipeline(key, std::move(commands), deadline, [&](AsyncClusterClient::Replies replies) {
+  client.Pipeline(key, std::move(commands), options, [&](AsyncClusterClient::Replies replies) {
     answer.replies = std::move(replies);
     answer.thread = std::this_thread::get_id();
     answer.took = absl::Now() - start;
@@ -59,9 +59,8 @@ Answer RunPipeline(AsyncClusterClient& client, const std::string& key,
   return answer;
 }
 // One command, on the master of its first argument's slot.
-Answer Call(AsyncClusterClient& client, const Command& command,
-            absl::Time deadline = absl::InfiniteFuture()) {
-  return RunPipeline(client, command[1], {command}, deadline);
+Answer Call(AsyncClusterClient& client, const Command& command, CallOptions options = {}) {
+  return RunPipeline(client, command[1], {command}, options);
 }
 
 void ExpectReply(const Answer& answer, const std::string& value) {
@@ -132,7 +131,7 @@ TEST(AsyncClusterClientTest, AnswersOnItsLoopAndFollowsASlotAsItMoves) {
   // A WAIT holds its connection, not its master: a GET sent while it waits (for more
   // replicas than there are, so for its whole second) is answered on another connection.
   absl::Notification waited;
-  client->Pipeline(old_key, {{"WAIT", "5", "1000"}}, absl::InfiniteFuture(),
+  client->Pipeline(old_key, {{"WAIT", "5", "1000"}}, {},
                    [&](AsyncClusterClient::Replies) { waited.Notify(); });
   ExpectReply(Call(*client, {"GET", old_key}), "before the move");
   EXPECT_FALSE(waited.HasBeenNotified());
@@ -142,8 +141,8 @@ TEST(AsyncClusterClientTest, AnswersOnItsLoopAndFollowsASlotAsItMoves) {
   const Script script("return ARGV[1] .. redis.call('GET', KEYS[1])");
   absl::Notification ran;
   AsyncClusterClient::Replies replies = absl::UnknownError("not answered");
-  PipelineWithScript(*client, old_key, {script.EvalSha({old_key}, {"value: "})}, 0, script,
-                     absl::InfiniteFuture(), [&](AsyncClusterClient::Replies r) {
+  PipelineWithScript(*client, old_key, {script.EvalSha({old_key}, {"value: "})}, 0, script, {},
+                     [&](AsyncClusterClient::Replies r) {
                        replies = std::move(r);
                        ran.Notify();
                      });
@@ -182,7 +181,7 @@ TEST(AsyncClusterClientTest, AStoppedMasterAnswersByTheDeadlineAndDelaysNoOtherS
   absl::Notification all_answered;
   const absl::Time sent = absl::Now();
   for (int i = 0; i < kStalled; ++i) {
-    client->Pipeline(stalled_key, {{"GET", stalled_key}}, sent + budget,
+    client->Pipeline(stalled_key, {{"GET", stalled_key}}, {.deadline = sent + budget},
                      [&](AsyncClusterClient::Replies replies) {
                        if (absl::IsUnavailable(replies.status())) ++unavailable;
                        if (++answered == kStalled) all_answered.Notify();
@@ -200,7 +199,8 @@ TEST(AsyncClusterClientTest, AStoppedMasterAnswersByTheDeadlineAndDelaysNoOtherS
   ASSERT_EQ(kill(stopped.pid, SIGCONT), 0);
 
   // Back: its calls succeed again.
-  ExpectReply(Call(*client, {"GET", stalled_key}, absl::Now() + absl::Seconds(5)), "x");
+  ExpectReply(Call(*client, {"GET", stalled_key}, {.deadline = absl::Now() + absl::Seconds(5)}),
+              "x");
 }
 
 // A master killed for good: calls to its slots retry on the loop's timers until the
@@ -221,11 +221,16 @@ TEST(AsyncClusterClientTest, RidesOutAFailoverOnTimers) {
   ASSERT_EQ((*written.replies)[1].integer, 1);
 
   ASSERT_TRUE(cluster->KillNode(lost.port).ok());
+  // fail_fast: UNAVAILABLE at once, for the caller to retry on its own timer.
+  Answer fast = Call(*client, {"GET", lost_key},
+                     {.deadline = absl::Now() + absl::Seconds(20), .fail_fast = true});
+  EXPECT_TRUE(absl::IsUnavailable(fast.replies.status())) << fast.replies.status();
+  EXPECT_LT(fast.took, absl::Seconds(1));  // not its deadline, nor a failover's wait
   // Started right after the kill, with room for the failover (node timeout 2 s).
   absl::Notification failed_over;
   Answer across;
   const absl::Time sent = absl::Now();
-  client->Pipeline(lost_key, {{"GET", lost_key}}, sent + absl::Seconds(20),
+  client->Pipeline(lost_key, {{"GET", lost_key}}, {.deadline = sent + absl::Seconds(20)},
                    [&](AsyncClusterClient::Replies replies) {
                      across.replies = std::move(replies);
                      across.took = absl::Now() - sent;
@@ -259,7 +264,7 @@ TEST(AsyncClusterClientTest, ManyCallersAreEachAnsweredOnceAndShutdownAnswersThe
     threads.emplace_back([&, t] {
       for (int i = 0; i < kCallsEach; ++i) {
         const std::string key = "many" + std::to_string(t) + ":" + std::to_string(i);
-        client->Pipeline(key, {{"SET", key, "v"}, {"GET", key}}, absl::InfiniteFuture(),
+        client->Pipeline(key, {{"SET", key, "v"}, {"GET", key}}, {},
                          [&](AsyncClusterClient::Replies replies) {
                            if (replies.ok() && replies->size() == 2 && (*replies)[1].str == "v") {
                              ++ok;
@@ -280,11 +285,10 @@ TEST(AsyncClusterClientTest, ManyCallersAreEachAnsweredOnceAndShutdownAnswersThe
   ASSERT_EQ(kill(stopped.pid, SIGSTOP), 0);
   std::atomic<int> shut{0};
   for (int i = 0; i < 10; ++i) {
-    client->Pipeline(key, {{"GET", key}}, absl::InfiniteFuture(),
-                     [&](AsyncClusterClient::Replies replies) {
-                       EXPECT_TRUE(absl::IsUnavailable(replies.status())) << replies.status();
-                       ++shut;
-                     });
+    client->Pipeline(key, {{"GET", key}}, {}, [&](AsyncClusterClient::Replies replies) {
+      EXPECT_TRUE(absl::IsUnavailable(replies.status())) << replies.status();
+      ++shut;
+    });
   }
   absl::SleepFor(absl::Milliseconds(50));
   client.reset();

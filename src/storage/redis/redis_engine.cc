@@ -364,11 +364,13 @@ class RedisClusterEngine : public StorageEngine {
  private:
   // The client answers on its event loop; until the engine's calls are asynchronous
   // themselves, the calling thread waits here for that answer. The call's deadline
-  // (CallDeadline) bounds the wait, else the client's retry window.
+  // (CallDeadline) bounds the wait, else the client's retry window. Inside a call the
+  // client fails fast: the gateway answers UNAVAILABLE with pushback at once and the caller
+  // retries on its own timer, holding neither a thread here nor a client permit meanwhile.
   absl::StatusOr<std::vector<Reply>> Await(std::string_view hash_key,
                                            std::vector<Command> commands) const {
     return AwaitAnswer([&](redis::AsyncClusterClient::Done done) {
-      client_->Pipeline(hash_key, std::move(commands), CallDeadline(), std::move(done));
+      client_->Pipeline(hash_key, std::move(commands), InCall(), std::move(done));
     });
   }
   absl::StatusOr<std::vector<Reply>> AwaitScript(std::string_view hash_key,
@@ -376,8 +378,12 @@ class RedisClusterEngine : public StorageEngine {
                                                  const redis::Script& script) const {
     return AwaitAnswer([&](redis::AsyncClusterClient::Done done) {
       redis::PipelineWithScript(*client_, hash_key, std::move(commands), script_at, script,
-                                CallDeadline(), std::move(done));
+                                InCall(), std::move(done));
     });
+  }
+  static redis::CallOptions InCall() {
+    const absl::Time deadline = CallDeadline();
+    return {.deadline = deadline, .fail_fast = deadline != absl::InfiniteFuture()};
   }
   template <typename Start>
   static absl::StatusOr<std::vector<Reply>> AwaitAnswer(Start start) {
