@@ -194,17 +194,7 @@ class Impl final : public AsyncClusterClient {
     return owner == nullptr ? "" : owner->address;
   }
 
-  ClusterStats stats() const override {
-    ClusterStats s;
-    s.pipelines = pipelines_.load();
-    s.moved = moved_.load();
-    s.asks = asks_.load();
-    s.retries = retries_.load();
-    s.topology_refreshes = refreshes_.load();
-    s.connects = connects_.load();
-    s.shard_refusals = shard_refusals_.load();
-    return s;
-  }
+  ClusterStats stats() const override { return counters_.Snapshot(); }
 
  private:
   void Submit(std::unique_ptr<Call> call) {
@@ -245,7 +235,7 @@ class Impl final : public AsyncClusterClient {
       Node* shard = owners_[call->slot];
       const int max = options_.max_calls_per_shard;
       if (shard != nullptr && max > 0 && shard->calls >= max) {
-        shard_refusals_.fetch_add(1, std::memory_order_relaxed);
+        counters_.Count(counters_.shard_refusals);
         Answer(call, absl::UnavailableError(absl::StrCat(
                          "redis-cluster: the master of slot ", call->slot, " (", shard->address,
                          ") already has ", max,
@@ -305,7 +295,7 @@ class Impl final : public AsyncClusterClient {
     for (size_t i = 0; appended && i < call->commands.size(); ++i) {
       appended = Append(connection, call->commands[i], send);
     }
-    pipelines_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Count(counters_.pipelines);
     if (send->expected == 0) {  // nothing went out
       delete send;
       Retry(call, absl::UnavailableError(
@@ -322,17 +312,9 @@ class Impl final : public AsyncClusterClient {
   }
 
   bool Append(Connection* connection, const Command& command, struct Send* send) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    argv.reserve(command.size());
-    lengths.reserve(command.size());
-    for (const std::string& arg : command) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    if (redisAsyncCommandArgv(connection->context, &Impl::OnReply, send,
-                              static_cast<int>(argv.size()), argv.data(),
-                              lengths.data()) != REDIS_OK) {
+    Argv argv(command);
+    if (redisAsyncCommandArgv(connection->context, &Impl::OnReply, send, argv.count(),
+                              argv.args.data(), argv.lengths.data()) != REDIS_OK) {
       return false;
     }
     ++send->expected;
@@ -379,13 +361,13 @@ class Impl final : public AsyncClusterClient {
         Answer(call, std::move(send->replies));
         return;
       case Redirect::Kind::kMoved:
-        moved_.fetch_add(1, std::memory_order_relaxed);
+        counters_.Count(counters_.moved);
         SetOwner(redirect.slot, NodeFor(FullAddress(redirect.address, address)));
         RefreshTopology();
         Redirected(call, absl::StrCat("MOVED ", redirect.address));
         return;
       case Redirect::Kind::kAsk:
-        asks_.fetch_add(1, std::memory_order_relaxed);
+        counters_.Count(counters_.asks);
         call->ask_address = FullAddress(redirect.address, address);
         Redirected(call, absl::StrCat("ASK ", redirect.address));
         return;
@@ -409,7 +391,7 @@ class Impl final : public AsyncClusterClient {
   // Learns what changed and tries again after the call's backoff, if its deadline allows.
   void Retry(Call* call, absl::Status why) {
     call->last = std::move(why);
-    retries_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Count(counters_.retries);
     RefreshTopology();
     const absl::Duration delay = call->backoff;
     call->backoff = std::min(call->backoff * 2, kMaxBackoff);
@@ -490,7 +472,7 @@ class Impl final : public AsyncClusterClient {
   }
 
   bool Dial(Connection* c) {
-    connects_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Count(counters_.connects);
     redisAsyncContext* context = redisAsyncConnect(c->node->host.c_str(), c->node->port);
     if (context == nullptr || context->err != 0) {
       if (context != nullptr) redisAsyncFree(context);
@@ -598,7 +580,7 @@ class Impl final : public AsyncClusterClient {
     if (refreshing_ || now - last_refresh_ < kRefreshInterval) return;
     refreshing_ = true;
     last_refresh_ = now;
-    refreshes_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Count(counters_.topology_refreshes);
     auto call = std::make_unique<Call>();
     call->topology = true;
     call->commands = {{"CLUSTER", "SLOTS"}};
@@ -663,8 +645,7 @@ class Impl final : public AsyncClusterClient {
   mutable std::shared_mutex map_mu_;
   std::array<Node*, kSlots> owners_;
 
-  std::atomic<int64_t> pipelines_{0}, moved_{0}, asks_{0}, retries_{0}, refreshes_{0}, connects_{0},
-      shard_refusals_{0};
+  ClusterCounters counters_;
 };
 
 }  // namespace
@@ -672,11 +653,8 @@ class Impl final : public AsyncClusterClient {
 absl::StatusOr<std::unique_ptr<AsyncClusterClient>> AsyncClusterClient::Connect(
     const ClusterOptions& options) {
   auto client = std::make_unique<Impl>(options);
-  absl::Status status = client->Bootstrap();
-  if (!status.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("redis-cluster ", absl::StrJoin(options.seeds, ","), ": ", status.message()));
-  }
+  if (absl::Status status = client->Bootstrap(); !status.ok())
+    return NoClusterAt(options.seeds, status);
   return client;
 }
 

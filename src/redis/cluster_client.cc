@@ -132,15 +132,8 @@ class NodePool {
 absl::StatusOr<std::vector<Reply>> RunPipeline(redisContext* c,
                                                const std::vector<Command>& commands, bool asking) {
   auto append = [c](const Command& command) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    argv.reserve(command.size());
-    lengths.reserve(command.size());
-    for (const std::string& arg : command) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    return redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data());
+    Argv argv(command);
+    return redisAppendCommandArgv(c, argv.count(), argv.args.data(), argv.lengths.data());
   };
   if (asking && append({"ASKING"}) != REDIS_OK) {
     return absl::UnavailableError(absl::StrCat("redis: ", c->errstr));
@@ -183,12 +176,12 @@ class ClusterClientImpl final : public ClusterClient {
     // the caller retries on its timers (see the header).
     const bool in_call = CallDeadline() != absl::InfiniteFuture();
     const absl::Time give_up = absl::Now() + options_.retry_window;
-    pipelines_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Count(counters_.pipelines);
     // The bulkhead: a shard that stalls or fails over holds at most max_calls_per_shard of
     // the caller's threads; the rest are refused at once and stay free for other shards.
     NodePool* shard = OwnerOf(slot);
     if (shard != nullptr && !shard->TryEnter(options_.max_calls_per_shard)) {
-      shard_refusals_.fetch_add(1, std::memory_order_relaxed);
+      counters_.Count(counters_.shard_refusals);
       return absl::UnavailableError(
           absl::StrCat("redis-cluster: the master of slot ", slot, " (", shard->address(),
                        ") already has ", options_.max_calls_per_shard,
@@ -212,7 +205,7 @@ class ClusterClientImpl final : public ClusterClient {
         }
         absl::SleepFor(backoff);
         backoff = std::min(backoff * 2, absl::Milliseconds(200));
-        retries_.fetch_add(1, std::memory_order_relaxed);
+        counters_.Count(counters_.retries);
         (void)RefreshTopology(/*force=*/false);
       }
       wait = true;
@@ -223,7 +216,7 @@ class ClusterClientImpl final : public ClusterClient {
       }
       const bool asking = !ask_address.empty();
       ask_address.clear();
-      absl::StatusOr<Connection> conn = node->Acquire(&connects_);
+      absl::StatusOr<Connection> conn = node->Acquire(&counters_.connects);
       if (!conn.ok()) {
         last = conn.status();
         continue;
@@ -241,14 +234,14 @@ class ClusterClientImpl final : public ClusterClient {
         case Redirect::Kind::kNone:
           return replies;
         case Redirect::Kind::kMoved:
-          moved_.fetch_add(1, std::memory_order_relaxed);
+          counters_.Count(counters_.moved);
           Moved(redirect.slot, FullAddress(redirect.address, node->address()));
           (void)RefreshTopology(/*force=*/false);
           last = absl::UnavailableError(absl::StrCat("MOVED ", redirect.address));
           wait = ++redirects > kMaxRedirects;  // a redirect is no failure: go there now
           continue;
         case Redirect::Kind::kAsk:
-          asks_.fetch_add(1, std::memory_order_relaxed);
+          counters_.Count(counters_.asks);
           ask_address = FullAddress(redirect.address, node->address());
           last = absl::UnavailableError(absl::StrCat("ASK ", redirect.address));
           wait = ++redirects > kMaxRedirects;
@@ -265,17 +258,7 @@ class ClusterClientImpl final : public ClusterClient {
     return owner == nullptr ? "" : owner->address();
   }
 
-  ClusterStats stats() const override {
-    ClusterStats s;
-    s.pipelines = pipelines_.load();
-    s.moved = moved_.load();
-    s.asks = asks_.load();
-    s.retries = retries_.load();
-    s.topology_refreshes = refreshes_.load();
-    s.connects = connects_.load();
-    s.shard_refusals = shard_refusals_.load();
-    return s;
-  }
+  ClusterStats stats() const override { return counters_.Snapshot(); }
 
  private:
   NodePool* OwnerOf(int slot) {
@@ -313,7 +296,7 @@ class ClusterClientImpl final : public ClusterClient {
     std::unique_lock refresh_lock(refresh_mu_);
     if (!force && absl::Now() - last_refresh_ < absl::Milliseconds(100)) return absl::OkStatus();
     last_refresh_ = absl::Now();
-    refreshes_.fetch_add(1, std::memory_order_relaxed);
+    counters_.Count(counters_.topology_refreshes);
     std::vector<std::string> candidates;
     {
       std::shared_lock lock(map_mu_);
@@ -327,7 +310,7 @@ class ClusterClientImpl final : public ClusterClient {
       if (std::find(seen.begin(), seen.end(), address) != seen.end()) continue;
       seen.push_back(address);
       NodePool* node = NodeFor(address);
-      absl::StatusOr<Connection> conn = node->Acquire(&connects_);
+      absl::StatusOr<Connection> conn = node->Acquire(&counters_.connects);
       if (!conn.ok()) {
         last = conn.status();
         continue;
@@ -376,8 +359,7 @@ class ClusterClientImpl final : public ClusterClient {
   std::mutex refresh_mu_;
   absl::Time last_refresh_ = absl::InfinitePast();  // guarded by refresh_mu_
 
-  std::atomic<int64_t> pipelines_{0}, moved_{0}, asks_{0}, retries_{0}, refreshes_{0}, connects_{0},
-      shard_refusals_{0};
+  ClusterCounters counters_;
 };
 
 }  // namespace
@@ -429,11 +411,7 @@ int KeySlot(std::string_view key) {
 absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Connect(
     const ClusterOptions& options) {
   auto client = std::make_unique<ClusterClientImpl>(options);
-  absl::Status status = client->Init();
-  if (!status.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("redis-cluster ", absl::StrJoin(options.seeds, ","), ": ", status.message()));
-  }
+  if (absl::Status status = client->Init(); !status.ok()) return NoClusterAt(options.seeds, status);
   return client;
 }
 

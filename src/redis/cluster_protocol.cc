@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace stategate::redis {
@@ -75,6 +76,32 @@ absl::StatusOr<std::vector<SlotRange>> ParseClusterSlots(const Reply& reply,
     return absl::UnavailableError(absl::StrCat("CLUSTER SLOTS from ", asked, ": no slots"));
   }
   return ranges;
+}
+
+Argv::Argv(const Command& command) {
+  args.reserve(command.size());
+  lengths.reserve(command.size());
+  for (const std::string& arg : command) {
+    args.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+}
+
+absl::Status NoClusterAt(const std::vector<std::string>& seeds, const absl::Status& why) {
+  return absl::UnavailableError(
+      absl::StrCat("redis-cluster ", absl::StrJoin(seeds, ","), ": ", why.message()));
+}
+
+ClusterStats ClusterCounters::Snapshot() const {
+  ClusterStats s;
+  s.pipelines = pipelines.load();
+  s.moved = moved.load();
+  s.asks = asks.load();
+  s.retries = retries.load();
+  s.topology_refreshes = topology_refreshes.load();
+  s.connects = connects.load();
+  s.shard_refusals = shard_refusals.load();
+  return s;
 }
 
 }  // namespace stategate::redis

@@ -4,6 +4,8 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,5 +51,26 @@ struct SlotRange {
 // slot.
 absl::StatusOr<std::vector<SlotRange>> ParseClusterSlots(const Reply& reply,
                                                          const std::string& asked);
+
+// A command as hiredis's *CommandArgv functions take it; points into `command`, which must
+// outlive it.
+struct Argv {
+  explicit Argv(const Command& command);
+  int count() const { return static_cast<int>(args.size()); }
+  std::vector<const char*> args;
+  std::vector<size_t> lengths;
+};
+
+// Why a client could not start: `why`, with the seeds it tried. UNAVAILABLE.
+absl::Status NoClusterAt(const std::vector<std::string>& seeds, const absl::Status& why);
+
+// What a cluster client counts, as it counts it (from any thread).
+struct ClusterCounters {
+  std::atomic<int64_t> pipelines{0}, moved{0}, asks{0}, retries{0}, topology_refreshes{0},
+      connects{0}, shard_refusals{0};
+
+  void Count(std::atomic<int64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
+  ClusterStats Snapshot() const;
+};
 
 }  // namespace stategate::redis
