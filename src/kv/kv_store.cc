@@ -298,9 +298,9 @@ absl::Status KvStore::AppendDeleteOps(const NamespaceConfig& ns, const v1::Predi
 
 // Chunked items commit only when every chunk of their version is stored and, without a
 // codec, the chunks hash to the declared checksum.
-absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
-                            const storage::Version& version, std::vector<storage::WriteOp> ops) {
-  for (const storage::WriteOp& op : ops) {
+absl::Status KvStore::CheckChunksCommit(const NamespaceConfig& ns, const PlannedWrite& planned) {
+  if (!planned.commits_chunks) return absl::OkStatus();
+  for (const storage::WriteOp& op : planned.ops) {
     const auto* put = std::get_if<storage::PutOp>(&op);
     if (put == nullptr) continue;
     internal::StoredValue stored;
@@ -310,7 +310,8 @@ absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
     storage::ReadLimits limits;
     SG_ASSIGN_OR_RETURN(
         storage::RecordSlice chunks,
-        engine_->Read(ChunkTable(ns.name), ChunkRecordId(id, put->key, version), all, limits));
+        engine_->Read(ChunkTable(ns.name), ChunkRecordId(planned.id, put->key, planned.version),
+                      all, limits));
     uint64_t total = 0;
     Xxh64Stream hash;
     for (uint32_t i = 0; i < chunks.items.size(); ++i) {
@@ -336,49 +337,75 @@ absl::Status KvStore::Write(const NamespaceConfig& ns, const std::string& id,
       return absl::DataLossError(absl::StrCat(where, ": chunks do not match the checksum"));
     }
   }
+  return absl::OkStatus();
+}
+
+storage::RecordWrite KvStore::RecordWriteOf(const NamespaceConfig& ns, PlannedWrite planned) {
   storage::RecordWrite write;
   write.table = ns.name;
-  write.record_id = id;
-  write.version = version;
-  write.ops = std::move(ops);
+  write.record_id = std::move(planned.id);
+  write.version = std::move(planned.version);
+  write.ops = std::move(planned.ops);
   write.sync = ns.durability == Durability::kSync;
   write.replicas_ack = ns.replicas_ack;
   write.accept_fewer_live_replicas = ns.replica_shortfall == ReplicaShortfall::kDegrade;
-  return engine_->Write(write);
+  return write;
 }
 
-absl::StatusOr<v1::PutItemsResponse> KvStore::PutItems(const NamespaceConfig& ns,
-                                                       const v1::PutItemsRequest& request) {
+absl::Status KvStore::Write(const NamespaceConfig& ns, PlannedWrite planned) {
+  SG_RETURN_IF_ERROR(CheckChunksCommit(ns, planned));
+  return engine_->Write(RecordWriteOf(ns, std::move(planned)));
+}
+
+template <typename Response>
+void KvStore::WriteAsync(const NamespaceConfig& ns, absl::StatusOr<PlannedWrite> planned,
+                         absl::Time deadline, Done<Response> done) {
+  if (!planned.ok()) return std::move(done)(planned.status());
+  if (planned->commits_chunks) {
+    return std::move(done)(storage::WouldBlockError("a commit of chunked values"));
+  }
+  engine_->WriteAsync(RecordWriteOf(ns, *std::move(planned)), deadline,
+                      [done = std::move(done)](absl::Status status) mutable {
+                        if (!status.ok()) return std::move(done)(std::move(status));
+                        std::move(done)(Response());
+                      });
+}
+
+absl::StatusOr<KvStore::PlannedWrite> KvStore::PlanPutItems(
+    const NamespaceConfig& ns, const v1::PutItemsRequest& request) const {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckCount(ns, request.items_size(), "items", false));
-  SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
-  std::vector<storage::WriteOp> ops;
-  ops.reserve(request.items_size());
+  PlannedWrite planned;
+  planned.id = request.id();
+  SG_ASSIGN_OR_RETURN(planned.version, CheckToken(request.token(), "token"));
+  planned.ops.reserve(request.items_size());
   for (int i = 0; i < request.items_size(); ++i) {
     SG_ASSIGN_OR_RETURN(storage::PutOp op,
                         ToPutOp(ns, request.items(i), absl::StrCat("items[", i, "]")));
-    ops.push_back(std::move(op));
+    planned.ops.push_back(std::move(op));
+    planned.commits_chunks |= request.items(i).metadata().chunk_count() > 0;
   }
-  SG_RETURN_IF_ERROR(Write(ns, request.id(), version, std::move(ops)));
-  return v1::PutItemsResponse();
+  return planned;
 }
 
-absl::StatusOr<v1::DeleteItemsResponse> KvStore::DeleteItems(
-    const NamespaceConfig& ns, const v1::DeleteItemsRequest& request) {
+absl::StatusOr<KvStore::PlannedWrite> KvStore::PlanDeleteItems(
+    const NamespaceConfig& ns, const v1::DeleteItemsRequest& request) const {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
-  SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
-  std::vector<storage::WriteOp> ops;
-  SG_RETURN_IF_ERROR(AppendDeleteOps(ns, request.predicate(), "predicate", ops));
-  SG_RETURN_IF_ERROR(Write(ns, request.id(), version, std::move(ops)));
-  return v1::DeleteItemsResponse();
+  PlannedWrite planned;
+  planned.id = request.id();
+  SG_ASSIGN_OR_RETURN(planned.version, CheckToken(request.token(), "token"));
+  SG_RETURN_IF_ERROR(AppendDeleteOps(ns, request.predicate(), "predicate", planned.ops));
+  return planned;
 }
 
-absl::StatusOr<v1::MutateItemsResponse> KvStore::MutateItems(
-    const NamespaceConfig& ns, const v1::MutateItemsRequest& request) {
+absl::StatusOr<KvStore::PlannedWrite> KvStore::PlanMutateItems(
+    const NamespaceConfig& ns, const v1::MutateItemsRequest& request) const {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckCount(ns, request.mutations_size(), "mutations", false));
-  SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
-  std::vector<storage::WriteOp> ops;
+  PlannedWrite planned;
+  planned.id = request.id();
+  SG_ASSIGN_OR_RETURN(planned.version, CheckToken(request.token(), "token"));
+  std::vector<storage::WriteOp>& ops = planned.ops;
   for (int i = 0; i < request.mutations_size(); ++i) {
     const v1::Mutation& mutation = request.mutations(i);
     const std::string field = absl::StrCat("mutations[", i, "]");
@@ -386,6 +413,7 @@ absl::StatusOr<v1::MutateItemsResponse> KvStore::MutateItems(
       case v1::Mutation::kPut: {
         SG_ASSIGN_OR_RETURN(storage::PutOp op, ToPutOp(ns, mutation.put(), field + ".put"));
         ops.push_back(std::move(op));
+        planned.commits_chunks |= mutation.put().metadata().chunk_count() > 0;
         break;
       }
       case v1::Mutation::kDelete:
@@ -400,8 +428,39 @@ absl::StatusOr<v1::MutateItemsResponse> KvStore::MutateItems(
         absl::StrCat("mutations touch ", ops.size(), " keys; the limit is ",
                      ns.limits.max_items_per_call, " (max_items_per_call)"));
   }
-  SG_RETURN_IF_ERROR(Write(ns, request.id(), version, std::move(ops)));
+  return planned;
+}
+
+absl::StatusOr<v1::PutItemsResponse> KvStore::PutItems(const NamespaceConfig& ns,
+                                                       const v1::PutItemsRequest& request) {
+  SG_ASSIGN_OR_RETURN(PlannedWrite planned, PlanPutItems(ns, request));
+  SG_RETURN_IF_ERROR(Write(ns, std::move(planned)));
+  return v1::PutItemsResponse();
+}
+absl::StatusOr<v1::DeleteItemsResponse> KvStore::DeleteItems(
+    const NamespaceConfig& ns, const v1::DeleteItemsRequest& request) {
+  SG_ASSIGN_OR_RETURN(PlannedWrite planned, PlanDeleteItems(ns, request));
+  SG_RETURN_IF_ERROR(Write(ns, std::move(planned)));
+  return v1::DeleteItemsResponse();
+}
+absl::StatusOr<v1::MutateItemsResponse> KvStore::MutateItems(
+    const NamespaceConfig& ns, const v1::MutateItemsRequest& request) {
+  SG_ASSIGN_OR_RETURN(PlannedWrite planned, PlanMutateItems(ns, request));
+  SG_RETURN_IF_ERROR(Write(ns, std::move(planned)));
   return v1::MutateItemsResponse();
+}
+
+void KvStore::PutItemsAsync(const NamespaceConfig& ns, const v1::PutItemsRequest& request,
+                            absl::Time deadline, Done<v1::PutItemsResponse> done) {
+  WriteAsync(ns, PlanPutItems(ns, request), deadline, std::move(done));
+}
+void KvStore::DeleteItemsAsync(const NamespaceConfig& ns, const v1::DeleteItemsRequest& request,
+                               absl::Time deadline, Done<v1::DeleteItemsResponse> done) {
+  WriteAsync(ns, PlanDeleteItems(ns, request), deadline, std::move(done));
+}
+void KvStore::MutateItemsAsync(const NamespaceConfig& ns, const v1::MutateItemsRequest& request,
+                               absl::Time deadline, Done<v1::MutateItemsResponse> done) {
+  WriteAsync(ns, PlanMutateItems(ns, request), deadline, std::move(done));
 }
 
 absl::StatusOr<std::string> KvStore::ReadChunkedValue(const NamespaceConfig& ns,
@@ -534,12 +593,13 @@ uint64_t RequestHash(const google::protobuf::Message& predicate, const v1::Selec
 
 }  // namespace
 
-absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns,
-                                                       const v1::GetItemsRequest& request) {
+absl::StatusOr<KvStore::ReadPlan> KvStore::PlanGetItems(const NamespaceConfig& ns,
+                                                        const v1::GetItemsRequest& request) const {
   const absl::Time start = clock_->Now();
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
 
-  storage::KeySpan span;
+  ReadPlan plan;
+  storage::KeySpan& span = plan.span;
   const v1::Predicate& predicate = request.predicate();
   const Slo* slo = &ns.range_read;
   switch (predicate.match_case()) {
@@ -567,14 +627,14 @@ absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns
       break;
   }
   const absl::Time deadline = start + slo->target * options_.page_time_share;
-  SG_ASSIGN_OR_RETURN(storage::ReadLimits limits, PageLimits(ns, request.selection(), deadline));
-  const uint64_t request_hash = RequestHash(predicate, request.selection());
+  SG_ASSIGN_OR_RETURN(plan.limits, PageLimits(ns, request.selection(), deadline));
+  plan.request_hash = RequestHash(predicate, request.selection());
 
   if (!request.page_token().empty()) {
     SG_ASSIGN_OR_RETURN(std::string payload, signer_.Verify(request.page_token(), "page_token"));
     internal::PageToken token;
     if (!token.ParseFromString(payload) || token.scan() || token.namespace_() != ns.name ||
-        token.id() != request.id() || token.request_hash() != request_hash ||
+        token.id() != request.id() || token.request_hash() != plan.request_hash ||
         !token.has_after_key()) {
       return absl::InvalidArgumentError(
           "page_token belongs to another request (namespace, id, predicate or selection differ)");
@@ -582,11 +642,16 @@ absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns
     span.after = token.after_key();
   }
 
-  SG_ASSIGN_OR_RETURN(storage::RecordSlice slice,
-                      engine_->Read(ns.name, request.id(), span, limits));
+  return plan;
+}
+
+absl::StatusOr<v1::GetItemsResponse> KvStore::AnswerGetItems(const NamespaceConfig& ns,
+                                                             const v1::GetItemsRequest& request,
+                                                             const ReadPlan& plan,
+                                                             storage::RecordSlice slice) {
   v1::GetItemsResponse response;
   const bool include_large_values = request.selection().include_large_values();
-  PageBudget budget(limits, include_large_values, clock_);
+  PageBudget budget(plan.limits, include_large_values, clock_);
   for (const storage::StoredItem& stored : slice.items) {
     SG_ASSIGN_OR_RETURN(internal::StoredValue value, DecodeStored(stored));
     if (!budget.Take(stored, value)) {
@@ -600,12 +665,37 @@ absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns
     internal::PageToken token;
     token.set_namespace_(ns.name);
     token.set_id(request.id());
-    token.set_request_hash(request_hash);
+    token.set_request_hash(plan.request_hash);
     token.set_after_key(*slice.resume_after);
     token.set_has_after_key(true);
     response.set_next_page_token(signer_.Sign(token.SerializeAsString()));
   }
   return response;
+}
+
+absl::StatusOr<v1::GetItemsResponse> KvStore::GetItems(const NamespaceConfig& ns,
+                                                       const v1::GetItemsRequest& request) {
+  SG_ASSIGN_OR_RETURN(ReadPlan plan, PlanGetItems(ns, request));
+  SG_ASSIGN_OR_RETURN(storage::RecordSlice slice,
+                      engine_->Read(ns.name, request.id(), plan.span, plan.limits));
+  return AnswerGetItems(ns, request, plan, std::move(slice));
+}
+
+void KvStore::GetItemsAsync(const NamespaceConfig& ns, const v1::GetItemsRequest& request,
+                            absl::Time deadline, Done<v1::GetItemsResponse> done) {
+  // Large values are read from their chunks, which the blocking form does.
+  if (request.selection().include_large_values()) {
+    return std::move(done)(storage::WouldBlockError("a read that includes large values"));
+  }
+  absl::StatusOr<ReadPlan> plan = PlanGetItems(ns, request);
+  if (!plan.ok()) return std::move(done)(plan.status());
+  auto shared = std::make_shared<const ReadPlan>(*std::move(plan));
+  engine_->ReadAsync(ns.name, request.id(), shared->span, shared->limits, deadline,
+                     [this, &ns, &request, shared,
+                      done = std::move(done)](absl::StatusOr<storage::RecordSlice> slice) mutable {
+                       if (!slice.ok()) return std::move(done)(slice.status());
+                       std::move(done)(AnswerGetItems(ns, request, *shared, *std::move(slice)));
+                     });
 }
 
 absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& ns,

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "src/common/clock.h"
@@ -56,6 +57,28 @@ class KvStore {
   absl::StatusOr<v1::GetChunkResponse> GetChunk(const NamespaceConfig& ns,
                                                 const v1::GetChunkRequest& request);
 
+  // ---- Asynchronous forms (StorageEngine, "Asynchronous forms") ----
+  // Whether the namespace's engine runs them without blocking; then the request path uses
+  // them instead of giving the call a thread that may wait.
+  bool IsAsync(const NamespaceConfig& ns) const { return engine_->IsAsync(ns.name); }
+
+  template <typename Response>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<Response> response) &&>;
+  // As the blocking forms, with `deadline` instead of the thread's CallDeadline(). `done`
+  // runs exactly once, on any thread (perhaps before the call returns), and must not
+  // block; `ns` and `request` must outlive it. A call that needs blocking engine work — a
+  // read that includes large values (their chunks), a write that commits chunked values
+  // (its chunk check) — or an engine without asynchronous forms answers WouldBlockError()
+  // (memory_only.h) at once, having done nothing: make the blocking call then.
+  void GetItemsAsync(const NamespaceConfig& ns, const v1::GetItemsRequest& request,
+                     absl::Time deadline, Done<v1::GetItemsResponse> done);
+  void PutItemsAsync(const NamespaceConfig& ns, const v1::PutItemsRequest& request,
+                     absl::Time deadline, Done<v1::PutItemsResponse> done);
+  void DeleteItemsAsync(const NamespaceConfig& ns, const v1::DeleteItemsRequest& request,
+                        absl::Time deadline, Done<v1::DeleteItemsResponse> done);
+  void MutateItemsAsync(const NamespaceConfig& ns, const v1::MutateItemsRequest& request,
+                        absl::Time deadline, Done<v1::MutateItemsResponse> done);
+
   // The engine shard a call's work goes to (the record it reads or writes; for a chunk, the
   // chunk's record), for the gateway's per-shard bulkheads; "" for a scan, which visits
   // every shard, and on an engine with one shard. Unchecked: a request that fails
@@ -97,8 +120,38 @@ class KvStore {
   absl::StatusOr<std::optional<CommittedItem>> ReadCommitted(const NamespaceConfig& ns,
                                                              const std::string& id,
                                                              const std::string& key);
-  absl::Status Write(const NamespaceConfig& ns, const std::string& id,
-                     const storage::Version& version, std::vector<storage::WriteOp> ops);
+  // A validated write of one record: what a write request becomes before engine work.
+  struct PlannedWrite {
+    std::string id;
+    storage::Version version;
+    std::vector<storage::WriteOp> ops;
+    bool commits_chunks = false;  // puts a chunked value: CheckChunksCommit reads its chunks
+  };
+  absl::StatusOr<PlannedWrite> PlanPutItems(const NamespaceConfig& ns,
+                                            const v1::PutItemsRequest& request) const;
+  absl::StatusOr<PlannedWrite> PlanDeleteItems(const NamespaceConfig& ns,
+                                               const v1::DeleteItemsRequest& request) const;
+  absl::StatusOr<PlannedWrite> PlanMutateItems(const NamespaceConfig& ns,
+                                               const v1::MutateItemsRequest& request) const;
+  absl::Status CheckChunksCommit(const NamespaceConfig& ns, const PlannedWrite& planned);
+  static storage::RecordWrite RecordWriteOf(const NamespaceConfig& ns, PlannedWrite planned);
+  absl::Status Write(const NamespaceConfig& ns, PlannedWrite planned);
+  template <typename Response>
+  void WriteAsync(const NamespaceConfig& ns, absl::StatusOr<PlannedWrite> planned,
+                  absl::Time deadline, Done<Response> done);
+
+  // A validated GetItems: what it asks of the engine, and what its page token checks.
+  struct ReadPlan {
+    storage::KeySpan span;
+    storage::ReadLimits limits;
+    uint64_t request_hash = 0;
+  };
+  absl::StatusOr<ReadPlan> PlanGetItems(const NamespaceConfig& ns,
+                                        const v1::GetItemsRequest& request) const;
+  absl::StatusOr<v1::GetItemsResponse> AnswerGetItems(const NamespaceConfig& ns,
+                                                      const v1::GetItemsRequest& request,
+                                                      const ReadPlan& plan,
+                                                      storage::RecordSlice slice);
 
   storage::StorageEngine* const engine_;
   Clock* const clock_;

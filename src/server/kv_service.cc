@@ -92,46 +92,50 @@ struct KvService::Call {
 
 grpc::ServerUnaryReactor* KvService::PutItems(grpc::CallbackServerContext* ctx,
                                               const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::PutItems, Access::kWrite, &NamespaceConfig::write);
+  return Serve(ctx, req, resp, &kv::KvStore::PutItems, &kv::KvStore::PutItemsAsync, Access::kWrite,
+               &NamespaceConfig::write);
 }
 grpc::ServerUnaryReactor* KvService::GetItems(grpc::CallbackServerContext* ctx,
                                               const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::GetItems, Access::kRead, &NamespaceConfig::point_read);
+  return Serve(ctx, req, resp, &kv::KvStore::GetItems, &kv::KvStore::GetItemsAsync, Access::kRead,
+               &NamespaceConfig::point_read);
 }
 grpc::ServerUnaryReactor* KvService::DeleteItems(grpc::CallbackServerContext* ctx,
                                                  const grpc::ByteBuffer* req,
                                                  grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, Access::kWrite, &NamespaceConfig::write);
+  return Serve(ctx, req, resp, &kv::KvStore::DeleteItems, &kv::KvStore::DeleteItemsAsync,
+               Access::kWrite, &NamespaceConfig::write);
 }
 grpc::ServerUnaryReactor* KvService::MutateItems(grpc::CallbackServerContext* ctx,
                                                  const grpc::ByteBuffer* req,
                                                  grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::MutateItems, Access::kWrite, &NamespaceConfig::write);
+  return Serve(ctx, req, resp, &kv::KvStore::MutateItems, &kv::KvStore::MutateItemsAsync,
+               Access::kWrite, &NamespaceConfig::write);
 }
 grpc::ServerUnaryReactor* KvService::ScanItems(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* req,
                                                grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, Access::kRead,
+  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, nullptr, Access::kRead,
                &NamespaceConfig::range_read);
 }
 grpc::ServerUnaryReactor* KvService::PutChunk(grpc::CallbackServerContext* ctx,
                                               const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, Access::kWrite,
+  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, nullptr, Access::kWrite,
                nullptr /* bulk data, no SLO */);
 }
 grpc::ServerUnaryReactor* KvService::GetChunk(grpc::CallbackServerContext* ctx,
                                               const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, Access::kRead,
+  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, nullptr, Access::kRead,
                nullptr /* bulk data, no SLO */);
 }
 
 // Step 1, on the gRPC thread, then step 2.
 template <typename Request, typename Response>
-grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
-                                           const grpc::ByteBuffer* request_bytes,
-                                           grpc::ByteBuffer* response_bytes,
-                                           Method<Request, Response> method, Access access,
-                                           const Slo NamespaceConfig::*slo) {
+grpc::ServerUnaryReactor* KvService::Serve(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes, Method<Request, Response> method,
+    std::type_identity_t<AsyncMethod<Request, Response>> async_method, Access access,
+    const Slo NamespaceConfig::*slo) {
   CallStarted();
   auto call = std::make_shared<Call<Request>>();
   call->ctx = ctx;
@@ -158,11 +162,13 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
     return call->reactor;
   }
   if (faults_ == nullptr) {
-    Admit(call, method);
+    Admit(call, method, async_method);
     return call->reactor;
   }
   FaultDecision decision = faults_->Decide(call->request.namespace_(), access);
-  std::function<void()> next = [this, call, method] { Admit(call, method); };
+  std::function<void()> next = [this, call, method, async_method] {
+    Admit(call, method, async_method);
+  };
   if (decision.error.has_value()) {
     next = [this, call, decision] {
       if (decision.error->code() == absl::StatusCode::kResourceExhausted) {
@@ -182,7 +188,8 @@ grpc::ServerUnaryReactor* KvService::Serve(grpc::CallbackServerContext* ctx,
 // Step 3: the admission of the call's namespace and shard starts the call, queues it, or
 // sheds it.
 template <typename Request, typename Response>
-void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method) {
+void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method,
+                      AsyncMethod<Request, Response> async_method) {
   // An answer later than the SLO max has failed its SLO, and the reliable client cancels
   // the attempt then: engine work past it only holds a thread. The gateway answers a little
   // earlier, so that the client learns why (a shard's UNAVAILABLE does not count against
@@ -201,8 +208,8 @@ void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Respo
   (*admission)
       ->Submit(
           call->priority, call->deadline,
-          [this, call, method](Admission::Slot slot) {
-            RunOnEngine(call, std::move(slot), method);
+          [this, call, method, async_method](Admission::Slot slot) {
+            RunOnEngine(call, std::move(slot), method, async_method);
           },
           [this, call](absl::Status status, absl::Duration pushback) {
             if (absl::IsResourceExhausted(status)) SetRetryPushback(*call->ctx, pushback);
@@ -210,15 +217,31 @@ void KvService::Admit(std::shared_ptr<Call<Request>> call, Method<Request, Respo
           });
 }
 
-// Step 4: a read answered from the engine's memory at once, on the admitting thread;
-// anything that needs I/O on the lane of its engine and shard.
+// Step 4: on an asynchronous engine, the call's engine work starts here and its answer
+// comes back on the engine's thread; else a read is answered from the engine's memory at
+// once, on the admitting thread; anything that needs I/O goes to the lane of its engine
+// and shard.
 template <typename Request, typename Response>
 void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
-                            Method<Request, Response> method) {
+                            Method<Request, Response> method,
+                            AsyncMethod<Request, Response> async_method) {
   // The store is captured by value, not reached through `this`: built with ASan and UBSan,
   // GCC 12 reported `this->store_` inside the lane's lambda as a misaligned access at an
   // address in ASan's shadow memory (not `this`) and aborted every call.
   kv::KvStore* const store = store_;
+  auto held = std::make_shared<Admission::Slot>(std::move(slot));
+  if (async_method != nullptr && store->IsAsync(*call->ns)) {
+    std::invoke(async_method, store, *call->ns, call->request, call->deadline,
+                [this, call, held, method](absl::StatusOr<Response> response) mutable {
+                  // Work the asynchronous form cannot do without blocking goes to the lane.
+                  if (storage::IsWouldBlock(response.status())) {
+                    RunOnLane(call, std::move(held), method);
+                    return;
+                  }
+                  Answer(call, *held, std::move(response));
+                });
+    return;
+  }
   // Only at the outermost level: a slot this call frees starts the next waiting call on
   // this thread, which must not read inline too (the stack would grow with the queue).
   bool& in_memory_read = InMemoryRead();
@@ -230,13 +253,19 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
       return std::invoke(method, store, *call->ns, call->request);
     }();
     const bool answered = !storage::IsWouldBlock(response.status());
-    if (answered) Answer(call, slot, std::move(response));
+    if (answered) Answer(call, *held, std::move(response));
     in_memory_read = false;
     if (answered) return;
   }
+  RunOnLane(call, std::move(held), method);
+}
 
+// Step 4, on a lane: the engine work of a call that may wait for I/O.
+template <typename Request, typename Response>
+void KvService::RunOnLane(std::shared_ptr<Call<Request>> call,
+                          std::shared_ptr<Admission::Slot> held, Method<Request, Response> method) {
+  kv::KvStore* const store = store_;
   const std::string& shard = call->shard;
-  auto held = std::make_shared<Admission::Slot>(std::move(slot));
   const EnginePools::Submitted submitted =
       pools_->Submit(call->ns->engine, shard, [this, store, call, held, method] {
         // Work whose caller has given up is dropped, not done.

@@ -27,6 +27,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <type_traits>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -90,6 +91,11 @@ class KvService final : public RawKeyValueService {
  private:
   template <typename Request, typename Response>
   using Method = absl::StatusOr<Response> (kv::KvStore::*)(const NamespaceConfig&, const Request&);
+  // The asynchronous form of a Method, for namespaces on an asynchronous engine; null for
+  // calls that have none.
+  template <typename Request, typename Response>
+  using AsyncMethod = void (kv::KvStore::*)(const NamespaceConfig&, const Request&, absl::Time,
+                                            kv::KvStore::Done<Response>);
   template <typename Request>
   struct Call;
 
@@ -97,13 +103,18 @@ class KvService final : public RawKeyValueService {
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
                                   const grpc::ByteBuffer* request_bytes,
                                   grpc::ByteBuffer* response_bytes,
-                                  Method<Request, Response> method, Access access,
-                                  const Slo NamespaceConfig::*slo);
+                                  Method<Request, Response> method,
+                                  std::type_identity_t<AsyncMethod<Request, Response>> async_method,
+                                  Access access, const Slo NamespaceConfig::*slo);
   template <typename Request, typename Response>
-  void Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method);
+  void Admit(std::shared_ptr<Call<Request>> call, Method<Request, Response> method,
+             AsyncMethod<Request, Response> async_method);
   template <typename Request, typename Response>
   void RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot slot,
-                   Method<Request, Response> method);
+                   Method<Request, Response> method, AsyncMethod<Request, Response> async_method);
+  template <typename Request, typename Response>
+  void RunOnLane(std::shared_ptr<Call<Request>> call, std::shared_ptr<Admission::Slot> held,
+                 Method<Request, Response> method);
   template <typename Request, typename Response>
   void Answer(const std::shared_ptr<Call<Request>>& call, Admission::Slot& slot,
               absl::StatusOr<Response> response);

@@ -19,9 +19,11 @@
 #include <variant>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "src/storage/memory_only.h"
 
 namespace stategate::storage {
 
@@ -167,6 +169,34 @@ class StorageEngine {
   // Writes acknowledged by fewer replicas than they asked for (accept_fewer_live_replicas)
   // since the engine opened. Engines without replicas have none.
   [[nodiscard]] virtual int64_t DegradedWrites() const { return 0; }
+
+  // ---- Asynchronous forms: no thread waits on the network (DESIGN.md) ----
+  // An engine that reaches its data over the network (Redis Cluster) answers these without
+  // blocking the calling thread. They are Read and Write, under `deadline` instead of the
+  // thread's CallDeadline(); `done` runs exactly once, on any thread (perhaps before the
+  // call returns), and must not block. An engine without them answers
+  // WouldBlockError() (memory_only.h) at once, having done nothing: run the blocking form
+  // where a thread may wait.
+  using ReadDone = absl::AnyInvocable<void(absl::StatusOr<RecordSlice> slice) &&>;
+  using WriteDone = absl::AnyInvocable<void(absl::Status status) &&>;
+
+  // Whether ReadAsync and WriteAsync on `table` run without blocking.
+  [[nodiscard]] virtual bool IsAsync(const std::string& table) const {
+    (void)table;
+    return false;
+  }
+  virtual void ReadAsync(const std::string& table, const std::string& record_id,
+                         const KeySpan& span, const ReadLimits& limits, absl::Time deadline,
+                         ReadDone done);
+  virtual void WriteAsync(const RecordWrite& write, absl::Time deadline, WriteDone done);
 };
+
+inline void StorageEngine::ReadAsync(const std::string&, const std::string&, const KeySpan&,
+                                     const ReadLimits&, absl::Time, ReadDone done) {
+  std::move(done)(WouldBlockError("read (no asynchronous form)"));
+}
+inline void StorageEngine::WriteAsync(const RecordWrite&, absl::Time, WriteDone done) {
+  std::move(done)(WouldBlockError("write (no asynchronous form)"));
+}
 
 }  // namespace stategate::storage

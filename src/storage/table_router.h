@@ -47,6 +47,21 @@ class TableRouter : public StorageEngine {
                                    const KeySpan& span, const ReadLimits& limits) override {
     return Route(table, [&](StorageEngine& e) { return e.Read(table, record_id, span, limits); });
   }
+  bool IsAsync(const std::string& table) const override {
+    StorageEngine* engine = Find(table);
+    return engine != nullptr && engine->IsAsync(table);
+  }
+  void ReadAsync(const std::string& table, const std::string& record_id, const KeySpan& span,
+                 const ReadLimits& limits, absl::Time deadline, ReadDone done) override {
+    StorageEngine* engine = Find(table);
+    if (engine == nullptr) return std::move(done)(Unplaced(table));
+    engine->ReadAsync(table, record_id, span, limits, deadline, std::move(done));
+  }
+  void WriteAsync(const RecordWrite& write, absl::Time deadline, WriteDone done) override {
+    StorageEngine* engine = Find(write.table);
+    if (engine == nullptr) return std::move(done)(Unplaced(write.table));
+    engine->WriteAsync(write, deadline, std::move(done));
+  }
   absl::StatusOr<TableSlice> Scan(const std::string& table,
                                   const std::optional<ScanPosition>& after,
                                   const ReadLimits& limits) override {

@@ -133,9 +133,9 @@ class RedisClusterEngine : public StorageEngine {
   absl::Status CreateTable(const std::string& table) override {
     if (MemoryOnly()) return WouldBlockError("redis-cluster create table");  // a network store
     if (Epoch(table).ok()) return absl::OkStatus();
-    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        Await(kTablesKey, {{"HSETNX", kTablesKey, table, NewEpoch()},
-                                           {"HGET", kTablesKey, table}}));
+    SG_ASSIGN_OR_RETURN(
+        std::vector<Reply> replies,
+        Run(kTablesKey, {{"HSETNX", kTablesKey, table, NewEpoch()}, {"HGET", kTablesKey, table}}));
     if (replies[1].type != Reply::Type::kString) return ScriptError(replies[1], "create table");
     absl::MutexLock lock(&mu_);
     epochs_[table] = replies[1].str;  // ours, or the one another gateway made first
@@ -145,8 +145,7 @@ class RedisClusterEngine : public StorageEngine {
   absl::Status DropTable(const std::string& table) override {
     if (MemoryOnly()) return WouldBlockError("redis-cluster drop table");  // a network store
     SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
-    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        Await(kTablesKey, {{"HDEL", kTablesKey, table}}));
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies, Run(kTablesKey, {{"HDEL", kTablesKey, table}}));
     {
       absl::MutexLock lock(&mu_);
       epochs_.erase(table);
@@ -164,95 +163,37 @@ class RedisClusterEngine : public StorageEngine {
           dels.push_back({"ZREM", index, id});
         }
         if (dels.empty()) break;
-        SG_RETURN_IF_ERROR(Await(index, dels).status());
+        SG_RETURN_IF_ERROR(Run(index, dels).status());
       }
-      SG_RETURN_IF_ERROR(Await(index, {{"DEL", index}}).status());
+      SG_RETURN_IF_ERROR(Run(index, {{"DEL", index}}).status());
     }
     return absl::OkStatus();
   }
 
   bool HasTable(const std::string& table) const override { return Epoch(table).ok(); }
 
+  bool IsAsync(const std::string& table) const override {
+    (void)table;  // every table: a network store
+    return true;
+  }
+
   absl::Status Write(const RecordWrite& write) override {
     if (MemoryOnly()) return WouldBlockError("redis-cluster write");  // a network store
-    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(write.table));
-    const FoldedWrite folded = Fold(write.ops);
-    const RecordKeys keys = KeysOf(epoch, write.record_id);
-    std::vector<std::string> args = {
-        write.record_id, VersionBytes(write.version),
-        VersionTime(absl::ToUnixMicros(options_.clock->Now() - options_.tombstone_grace)),
-        std::to_string(folded.ranges.size())};
-    for (const DeleteRangeOp& range : folded.ranges) {
-      args.push_back(range.start);
-      args.push_back(range.end);
+    return Await<absl::Status>(
+        [&](WriteDone done) { WriteAsync(write, CallDeadline(), std::move(done)); });
+  }
+
+  void WriteAsync(const RecordWrite& write, absl::Time deadline, WriteDone done) override {
+    if (std::optional<std::string> epoch = CachedEpoch(write.table)) {
+      StartWrite(*epoch, write, deadline, std::move(done));
+      return;
     }
-    for (const auto& [key, put] : folded.points) {
-      args.push_back(key);
-      args.push_back(Cell(write.version, put));
-    }
-    std::vector<Command> commands = {write_script_.EvalSha(
-        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args)};
-    // The replicas a round waits for: replicas_ack, or with accept_fewer_live_replicas no
-    // more than the shard's master had live at its last write, so that a shard left
-    // without its replica does not spend a whole WAIT slice on every write. (ROLE in the
-    // same pipeline tells whether one came back; then the next round waits for it.)
-    const std::string master =
-        write.accept_fewer_live_replicas ? client_->MasterOf(keys.cells) : std::string();
-    int64_t wait_for = write.replicas_ack;
-    if (write.accept_fewer_live_replicas) {
-      wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(master).value_or(wait_for));
-    }
-    // A WAIT never outlasts three quarters of what is left of the call (CallDeadline), so
-    // that its answer, and the one that decides the write, still arrive in time.
-    const auto wait_slice_ms = [this] {
-      absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
-      if (CallDeadline() != absl::InfiniteFuture()) {
-        slice = std::min(slice, (CallDeadline() - absl::Now()) * 3 / 4);
-      }
-      return std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)));
-    };
-    if (write.replicas_ack > 0) {
-      commands.push_back({"WAIT", std::to_string(wait_for), wait_slice_ms()});
-      // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
-      if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
-    }
-    // Until enough replicas have it: each round is the script again (a replay, which bumps
-    // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
-    // its replica in a failover gets one back within a few rounds when the node returns.
-    // Timed from the first short WAIT, not from the start: reaching the slot's master may
-    // already have taken a failover's worth of retries.
-    std::optional<absl::Time> give_up;
-    for (;;) {
-      SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                          AwaitScript(keys.cells, commands, 0, write_script_));
-      if (replies[0].is_error()) return ScriptError(replies[0], "write");
-      if (write.replicas_ack == 0) return absl::OkStatus();
-      if (replies[1].type != Reply::Type::kInteger) return ScriptError(replies[1], "WAIT");
-      const int64_t acked = replies[1].integer;
-      if (acked >= write.replicas_ack) return absl::OkStatus();
-      if (write.accept_fewer_live_replicas) {
-        SG_ASSIGN_OR_RETURN(const int64_t live, LiveReplicas(replies[2]));
-        RememberLiveReplicas(master, live);
-        if (acked >= live) {
-          CountDegraded(write, acked, live);
-          return absl::OkStatus();
-        }
-        // One came back: the next round waits for it.
-        commands[1][1] = std::to_string(std::min<int64_t>(write.replicas_ack, live));
-      }
-      commands[1][2] = wait_slice_ms();
-      if (!give_up.has_value()) {
-        give_up = std::min(absl::Now() + options_.replicas_ack_timeout, CallDeadline());
-      }
-      // A round needs a few milliseconds to come back; one that cannot is not begun.
-      if (absl::Now() + kMinWaitRound >= *give_up) {
-        return absl::UnavailableError(absl::StrCat(
-            "replicas_ack: ", acked, " of ", write.replicas_ack,
-            " replicas acknowledged the write within replicas_ack_timeout (",
-            absl::FormatDuration(options_.replicas_ack_timeout), ") or before the call's deadline",
-            "; it may or may not be applied, retry with the same token"));
-      }
-    }
+    EpochAsync(write.table, deadline,
+               [this, write = std::make_shared<RecordWrite>(write), deadline,
+                done = std::move(done)](absl::StatusOr<std::string> epoch) mutable {
+                 if (!epoch.ok()) return std::move(done)(epoch.status());
+                 StartWrite(*epoch, *write, deadline, std::move(done));
+               });
   }
 
   int64_t DegradedWrites() const override { return degraded_writes_.load(); }
@@ -265,11 +206,27 @@ class RedisClusterEngine : public StorageEngine {
   absl::StatusOr<RecordSlice> Read(const std::string& table, const std::string& record_id,
                                    const KeySpan& span, const ReadLimits& limits) override {
     if (MemoryOnly()) return WouldBlockError("redis-cluster read");  // a network store
-    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
+    return Await<absl::StatusOr<RecordSlice>>([&](ReadDone done) {
+      ReadAsync(table, record_id, span, limits, CallDeadline(), std::move(done));
+    });
+  }
+
+  void ReadAsync(const std::string& table, const std::string& record_id, const KeySpan& span,
+                 const ReadLimits& limits, absl::Time deadline, ReadDone done) override {
     ReadLimits effective = limits;
     // The script cannot see our clock: a deadline already passed means one item.
     if (options_.clock->Now() >= limits.soft_deadline) effective.max_items = 1;
-    return ReadRecord(epoch, record_id, span, effective, PageBudget{});
+    if (std::optional<std::string> epoch = CachedEpoch(table)) {
+      ReadRecordAsync(*epoch, record_id, span, effective, PageBudget{}, deadline, std::move(done));
+      return;
+    }
+    EpochAsync(table, deadline,
+               [this, record_id, span, effective, deadline,
+                done = std::move(done)](absl::StatusOr<std::string> epoch) mutable {
+                 if (!epoch.ok()) return std::move(done)(epoch.status());
+                 ReadRecordAsync(*epoch, record_id, span, effective, PageBudget{}, deadline,
+                                 std::move(done));
+               });
   }
 
   absl::Status Purge(const std::string& table) override {
@@ -284,12 +241,12 @@ class RedisClusterEngine : public StorageEngine {
         if (ids.empty()) break;
         for (const std::string& id : ids) {
           const RecordKeys keys = KeysOf(epoch, id);
-          SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                              AwaitScript(keys.cells,
-                                          {purge_script_.EvalSha(
-                                              {keys.cells, keys.keys, keys.tombstones, keys.index},
-                                              {id, VersionTime(cutoff_us), Micros(cutoff_us)})},
-                                          0, purge_script_));
+          SG_ASSIGN_OR_RETURN(
+              std::vector<Reply> replies,
+              RunScript(keys.cells,
+                        {purge_script_.EvalSha({keys.cells, keys.keys, keys.tombstones, keys.index},
+                                               {id, VersionTime(cutoff_us), Micros(cutoff_us)})},
+                        purge_script_));
           if (replies[0].is_error()) return ScriptError(replies[0], "purge");
         }
         after = "(" + ids.back();
@@ -362,39 +319,169 @@ class RedisClusterEngine : public StorageEngine {
   }
 
  private:
-  // The client answers on its event loop; until the engine's calls are asynchronous
-  // themselves, the calling thread waits here for that answer. The call's deadline
-  // (CallDeadline) bounds the wait, else the client's retry window. Inside a call the
-  // client fails fast: the gateway answers UNAVAILABLE with pushback at once and the caller
-  // retries on its own timer, holding neither a thread here nor a client permit meanwhile.
-  absl::StatusOr<std::vector<Reply>> Await(std::string_view hash_key,
-                                           std::vector<Command> commands) const {
-    return AwaitAnswer([&](redis::AsyncClusterClient::Done done) {
-      client_->Pipeline(hash_key, std::move(commands), InCall(), std::move(done));
-    });
-  }
-  absl::StatusOr<std::vector<Reply>> AwaitScript(std::string_view hash_key,
-                                                 std::vector<Command> commands, size_t script_at,
-                                                 const redis::Script& script) const {
-    return AwaitAnswer([&](redis::AsyncClusterClient::Done done) {
-      redis::PipelineWithScript(*client_, hash_key, std::move(commands), script_at, script,
-                                InCall(), std::move(done));
-    });
-  }
-  static redis::CallOptions InCall() {
-    const absl::Time deadline = CallDeadline();
+  // How the engine's calls reach the cluster: inside a call (a finite deadline) the client
+  // fails fast, so that the gateway answers UNAVAILABLE with pushback at once and the caller
+  // retries on its own timer, holding nothing here meanwhile; outside one it retries through
+  // a failover for its retry window.
+  static redis::CallOptions CallOptionsFor(absl::Time deadline) {
     return {.deadline = deadline, .fail_fast = deadline != absl::InfiniteFuture()};
   }
-  template <typename Start>
-  static absl::StatusOr<std::vector<Reply>> AwaitAnswer(Start start) {
+
+  // The blocking forms: start the asynchronous one and wait for its answer, which comes by
+  // its deadline (CallDeadline(), else the client's retry window). Never on the client's
+  // loop thread, which is the one that answers.
+  template <typename Result, typename Start>
+  static Result Await(Start start) {
     absl::Notification answered;
-    absl::StatusOr<std::vector<Reply>> replies;
-    start([&](absl::StatusOr<std::vector<Reply>> r) {
-      replies = std::move(r);
+    std::optional<Result> result;
+    start([&](Result r) {
+      result.emplace(std::move(r));
       answered.Notify();
     });
-    answered.WaitForNotification();  // the client answers every call by its deadline
-    return replies;
+    answered.WaitForNotification();
+    return *std::move(result);
+  }
+  absl::StatusOr<std::vector<Reply>> Run(std::string_view hash_key,
+                                         std::vector<Command> commands) const {
+    return Await<absl::StatusOr<std::vector<Reply>>>([&](redis::AsyncClusterClient::Done done) {
+      client_->Pipeline(hash_key, std::move(commands), CallOptionsFor(CallDeadline()),
+                        std::move(done));
+    });
+  }
+  absl::StatusOr<std::vector<Reply>> RunScript(std::string_view hash_key,
+                                               std::vector<Command> commands,
+                                               const redis::Script& script) const {
+    return Await<absl::StatusOr<std::vector<Reply>>>([&](redis::AsyncClusterClient::Done done) {
+      redis::PipelineWithScript(*client_, hash_key, std::move(commands), 0, script,
+                                CallOptionsFor(CallDeadline()), std::move(done));
+    });
+  }
+
+  // ---- Writes ----
+
+  // A write in flight, carried from one round's answer to the next.
+  struct WriteRounds {
+    std::string hash_key;
+    // The script; with replicas_ack, then WAIT and (accept_fewer_live_replicas) ROLE.
+    std::vector<Command> commands;
+    std::string table;
+    int64_t replicas_ack = 0;
+    bool accept_fewer_live_replicas = false;
+    std::string master;  // for accept_fewer_live_replicas
+    absl::Time deadline;
+    std::optional<absl::Time> give_up;
+    WriteDone done;
+  };
+
+  void StartWrite(const std::string& epoch, const RecordWrite& write, absl::Time deadline,
+                  WriteDone done) {
+    const FoldedWrite folded = Fold(write.ops);
+    const RecordKeys keys = KeysOf(epoch, write.record_id);
+    std::vector<std::string> args = {
+        write.record_id, VersionBytes(write.version),
+        VersionTime(absl::ToUnixMicros(options_.clock->Now() - options_.tombstone_grace)),
+        std::to_string(folded.ranges.size())};
+    for (const DeleteRangeOp& range : folded.ranges) {
+      args.push_back(range.start);
+      args.push_back(range.end);
+    }
+    for (const auto& [key, put] : folded.points) {
+      args.push_back(key);
+      args.push_back(Cell(write.version, put));
+    }
+    auto rounds = std::make_shared<WriteRounds>();
+    rounds->hash_key = keys.cells;
+    rounds->table = write.table;
+    rounds->replicas_ack = write.replicas_ack;
+    rounds->accept_fewer_live_replicas = write.accept_fewer_live_replicas;
+    rounds->deadline = deadline;
+    rounds->done = std::move(done);
+    rounds->commands = {write_script_.EvalSha(
+        {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args)};
+    // The replicas a round waits for: replicas_ack, or with accept_fewer_live_replicas no
+    // more than the shard's master had live at its last write, so that a shard left
+    // without its replica does not spend a whole WAIT slice on every write. (ROLE in the
+    // same pipeline tells whether one came back; then the next round waits for it.)
+    int64_t wait_for = write.replicas_ack;
+    if (write.accept_fewer_live_replicas) {
+      rounds->master = client_->MasterOf(keys.cells);
+      wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(rounds->master).value_or(wait_for));
+    }
+    if (write.replicas_ack > 0) {
+      rounds->commands.push_back({"WAIT", std::to_string(wait_for), WaitSliceMs(deadline)});
+      // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
+      if (write.accept_fewer_live_replicas) rounds->commands.push_back({"ROLE"});
+    }
+    WriteRound(std::move(rounds));
+  }
+
+  // Until enough replicas have it: each round is the script again (a replay, which bumps
+  // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
+  // its replica in a failover gets one back within a few rounds when the node returns.
+  void WriteRound(std::shared_ptr<WriteRounds> rounds) {
+    // Kept for another round only when one may follow.
+    std::vector<Command> commands =
+        rounds->replicas_ack > 0 ? rounds->commands : std::move(rounds->commands);
+    const redis::CallOptions options = CallOptionsFor(rounds->deadline);
+    const std::string hash_key = rounds->hash_key;
+    redis::PipelineWithScript(
+        *client_, hash_key, std::move(commands), 0, write_script_, options,
+        [this, rounds = std::move(rounds)](absl::StatusOr<std::vector<Reply>> replies) mutable {
+          std::optional<absl::Status> outcome = WriteOutcome(*rounds, replies);
+          if (outcome.has_value()) {
+            std::move(rounds->done)(*std::move(outcome));
+          } else {
+            WriteRound(std::move(rounds));
+          }
+        });
+  }
+
+  // The write's outcome after a round's replies, or nullopt when another round is due (for
+  // which `rounds` is now set).
+  std::optional<absl::Status> WriteOutcome(WriteRounds& rounds,
+                                           const absl::StatusOr<std::vector<Reply>>& replies) {
+    if (!replies.ok()) return replies.status();
+    if ((*replies)[0].is_error()) return ScriptError((*replies)[0], "write");
+    if (rounds.replicas_ack == 0) return absl::OkStatus();
+    if ((*replies)[1].type != Reply::Type::kInteger) return ScriptError((*replies)[1], "WAIT");
+    const int64_t acked = (*replies)[1].integer;
+    if (acked >= rounds.replicas_ack) return absl::OkStatus();
+    if (rounds.accept_fewer_live_replicas) {
+      absl::StatusOr<int64_t> live = LiveReplicas((*replies)[2]);
+      if (!live.ok()) return live.status();
+      RememberLiveReplicas(rounds.master, *live);
+      if (acked >= *live) {
+        CountDegraded(rounds.table, rounds.replicas_ack, acked, *live);
+        return absl::OkStatus();
+      }
+      // One came back: the next round waits for it.
+      rounds.commands[1][1] = std::to_string(std::min(rounds.replicas_ack, *live));
+    }
+    rounds.commands[1][2] = WaitSliceMs(rounds.deadline);
+    // Timed from the first short WAIT, not from the start: reaching the slot's master may
+    // already have taken a failover's worth of retries.
+    if (!rounds.give_up.has_value()) {
+      rounds.give_up = std::min(absl::Now() + options_.replicas_ack_timeout, rounds.deadline);
+    }
+    // A round needs a few milliseconds to come back; one that cannot is not begun.
+    if (absl::Now() + kMinWaitRound >= *rounds.give_up) {
+      return absl::UnavailableError(absl::StrCat(
+          "replicas_ack: ", acked, " of ", rounds.replicas_ack,
+          " replicas acknowledged the write within replicas_ack_timeout (",
+          absl::FormatDuration(options_.replicas_ack_timeout), ") or before the call's deadline",
+          "; it may or may not be applied, retry with the same token"));
+    }
+    return std::nullopt;
+  }
+
+  // A WAIT never outlasts three quarters of what is left before `deadline`, so that its
+  // answer, and the one that decides the write, still arrive in time.
+  std::string WaitSliceMs(absl::Time deadline) const {
+    absl::Duration slice = std::min(kWaitSlice, options_.replicas_ack_timeout);
+    if (deadline != absl::InfiniteFuture()) {
+      slice = std::min(slice, (deadline - absl::Now()) * 3 / 4);
+    }
+    return std::to_string(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)));
   }
 
   // The number of replicas a master's ROLE reply lists as connected.
@@ -424,7 +511,7 @@ class RedisClusterEngine : public StorageEngine {
 
   // A write acknowledged by fewer than replicas_ack replicas: counted, and logged at most
   // every kDegradedLogInterval so that a long shortfall does not flood the log.
-  void CountDegraded(const RecordWrite& write, int64_t acked, int64_t live) {
+  void CountDegraded(const std::string& table, int64_t replicas_ack, int64_t acked, int64_t live) {
     const int64_t total = degraded_writes_.fetch_add(1) + 1;
     const int64_t now_us = absl::ToUnixMicros(absl::Now());
     int64_t last_us = last_degraded_log_us_.load();
@@ -435,13 +522,20 @@ class RedisClusterEngine : public StorageEngine {
     spdlog::warn(
         "replica_shortfall degrade: a write to table {} was acknowledged by {} of {} replicas "
         "({} live on its shard); {} such writes since start",
-        write.table, acked, write.replicas_ack, live, total);
+        table, acked, replicas_ack, live, total);
   }
 
   // Reads live items of one record under `limits`, less what the page already holds.
   absl::StatusOr<RecordSlice> ReadRecord(const std::string& epoch, const std::string& id,
                                          const KeySpan& span, const ReadLimits& limits,
                                          const PageBudget& spent) {
+    return Await<absl::StatusOr<RecordSlice>>([&](ReadDone done) {
+      ReadRecordAsync(epoch, id, span, limits, spent, CallDeadline(), std::move(done));
+    });
+  }
+  void ReadRecordAsync(const std::string& epoch, const std::string& id, const KeySpan& span,
+                       const ReadLimits& limits, const PageBudget& spent, absl::Time deadline,
+                       ReadDone done) {
     const RecordKeys keys = KeysOf(epoch, id);
     const size_t items_left = limits.max_items - std::min(limits.max_items, spent.items);
     const size_t bytes_left = limits.max_bytes - std::min(limits.max_bytes, spent.bytes);
@@ -464,12 +558,22 @@ class RedisClusterEngine : public StorageEngine {
       args.push_back(std::move(start));
       args.push_back(span.end);
     }
-    SG_ASSIGN_OR_RETURN(
-        std::vector<Reply> replies,
-        AwaitScript(keys.cells,
-                    {read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)}, 0,
-                    read_script_));
-    const Reply& reply = replies[0];
+    redis::PipelineWithScript(
+        *client_, keys.cells,
+        {read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)}, 0, read_script_,
+        CallOptionsFor(deadline),
+        [after = span.after,
+         done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
+          std::move(done)(ParseRead(replies, after));
+        });
+  }
+
+  // The read script's answer: [key, cell, key, cell, ..., more], more != 0 when it stopped
+  // at a limit.
+  static absl::StatusOr<RecordSlice> ParseRead(const absl::StatusOr<std::vector<Reply>>& replies,
+                                               const std::optional<std::string>& after) {
+    if (!replies.ok()) return replies.status();
+    const Reply& reply = (*replies)[0];
     if (reply.type != Reply::Type::kArray || reply.elements.empty() ||
         reply.elements.size() % 2 != 1) {
       return ScriptError(reply, "read");
@@ -483,7 +587,7 @@ class RedisClusterEngine : public StorageEngine {
     if (reply.elements.back().integer != 0 && !slice.items.empty()) {
       slice.resume_after = slice.items.back().key;
     } else if (reply.elements.back().integer != 0) {
-      slice.resume_after = span.after.value_or("");  // nothing fitted after what the page has
+      slice.resume_after = after.value_or("");  // nothing fitted after what the page has
     }
     return slice;
   }
@@ -493,7 +597,7 @@ class RedisClusterEngine : public StorageEngine {
                                                    const std::string& from) {
     SG_ASSIGN_OR_RETURN(
         std::vector<Reply> replies,
-        Await(index, {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)}}));
+        Run(index, {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)}}));
     if (replies[0].type != Reply::Type::kArray) return ScriptError(replies[0], "list records");
     std::vector<std::string> ids;
     for (Reply& element : replies[0].elements) ids.push_back(std::move(element.str));
@@ -502,19 +606,31 @@ class RedisClusterEngine : public StorageEngine {
 
   // The table's epoch: cached, else read from the cluster. NOT_FOUND if there is no table.
   absl::StatusOr<std::string> Epoch(const std::string& table) const {
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = epochs_.find(table);
-      if (it != epochs_.end()) return it->second;
-    }
-    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies,
-                        Await(kTablesKey, {{"HGET", kTablesKey, table}}));
-    if (replies[0].type != Reply::Type::kString) {
-      return absl::NotFoundError(absl::StrCat("no table ", table));
-    }
+    if (std::optional<std::string> cached = CachedEpoch(table)) return *cached;
+    return Await<absl::StatusOr<std::string>>(
+        [&](EpochDone done) { EpochAsync(table, CallDeadline(), std::move(done)); });
+  }
+  std::optional<std::string> CachedEpoch(const std::string& table) const {
     absl::MutexLock lock(&mu_);
-    epochs_[table] = replies[0].str;
-    return replies[0].str;
+    auto it = epochs_.find(table);
+    if (it == epochs_.end()) return std::nullopt;
+    return it->second;
+  }
+  using EpochDone = absl::AnyInvocable<void(absl::StatusOr<std::string> epoch) &&>;
+  void EpochAsync(const std::string& table, absl::Time deadline, EpochDone done) const {
+    client_->Pipeline(
+        kTablesKey, {{"HGET", kTablesKey, table}}, CallOptionsFor(deadline),
+        [this, table, done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
+          if (!replies.ok()) return std::move(done)(replies.status());
+          if ((*replies)[0].type != Reply::Type::kString) {
+            return std::move(done)(absl::NotFoundError(absl::StrCat("no table ", table)));
+          }
+          {
+            absl::MutexLock lock(&mu_);
+            epochs_[table] = (*replies)[0].str;
+          }
+          std::move(done)(std::move((*replies)[0].str));
+        });
   }
 
   static std::string NewEpoch() {

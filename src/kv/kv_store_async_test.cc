@@ -1,0 +1,218 @@
+// KvStore's asynchronous forms on a real Redis Cluster (which answers them on its client's
+// event loop) and on RocksDB (which has none): what they answer, on which thread, and that
+// a stopped master never holds the caller.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "src/kv/kv_store.h"
+#include "src/redis/cluster_client.h"
+#include "src/storage/redis/redis_engine.h"
+#include "src/storage/rocksdb/rocksdb_engine.h"
+#include "src/testbed/redis_cluster.h"
+#include "test/lib/temp_dir.h"
+
+namespace stategate::kv {
+namespace {
+
+using testbed::RedisCluster;
+using testbed::RedisNode;
+
+v1::IdempotencyToken Token(char fill) {
+  v1::IdempotencyToken token;
+  token.set_generation_time_us(absl::ToUnixMicros(absl::Now()));
+  token.set_nonce(std::string(16, fill));
+  return token;
+}
+
+// An answer of an asynchronous form, and the thread it came on.
+template <typename Response>
+struct Answer {
+  absl::StatusOr<Response> response = absl::UnknownError("not answered");
+  std::thread::id thread;
+};
+
+// Starts an asynchronous call and waits for its answer (a test may wait; the store does
+// not).
+template <typename Response, typename Start>
+Answer<Response> Await(Start start) {
+  Answer<Response> answer;
+  absl::Notification done;
+  start([&](absl::StatusOr<Response> response) {
+    answer.response = std::move(response);
+    answer.thread = std::this_thread::get_id();
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return answer;
+}
+
+class KvStoreAsyncTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<RedisCluster>> cluster = RedisCluster::Start();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+    storage::RedisClusterEngineOptions options;
+    options.cluster.seeds = cluster_->seeds();
+    absl::StatusOr<std::unique_ptr<storage::StorageEngine>> engine =
+        storage::OpenRedisClusterEngine(options);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = std::move(*engine);
+    KvStoreOptions kv_options;
+    kv_options.page_token_secret = "test-secret";
+    store_ = std::make_unique<KvStore>(engine_.get(), Clock::Real(), kv_options);
+    ns_.name = "async";
+    ns_.replicas_ack = 1;
+    ns_.client.chunk_bytes = 1024;
+    ASSERT_TRUE(store_->Prepare(ns_).ok());
+  }
+
+  v1::PutItemsRequest PutRequest(const std::string& id, const std::string& key,
+                                 const std::string& value, char token) {
+    v1::PutItemsRequest request;
+    request.set_namespace_(ns_.name);
+    request.set_id(id);
+    v1::Item* item = request.add_items();
+    item->set_key(key);
+    item->set_value(value);
+    *request.mutable_token() = Token(token);
+    return request;
+  }
+  v1::GetItemsRequest GetRequest(const std::string& id) {
+    v1::GetItemsRequest request;
+    request.set_namespace_(ns_.name);
+    request.set_id(id);
+    request.mutable_predicate()->mutable_all();
+    return request;
+  }
+  absl::Time Deadline() { return absl::Now() + absl::Seconds(5); }
+
+  std::unique_ptr<RedisCluster> cluster_;
+  std::unique_ptr<storage::StorageEngine> engine_;
+  std::unique_ptr<KvStore> store_;
+  NamespaceConfig ns_;
+};
+
+TEST_F(KvStoreAsyncTest, RedisAnswersEveryFormOnItsEngineThread) {
+  ASSERT_TRUE(store_->IsAsync(ns_));
+  const v1::PutItemsRequest put = PutRequest("r1", "a", "one", 'p');
+  Answer<v1::PutItemsResponse> put_answer = Await<v1::PutItemsResponse>(
+      [&](auto done) { store_->PutItemsAsync(ns_, put, Deadline(), std::move(done)); });
+  ASSERT_TRUE(put_answer.response.ok()) << put_answer.response.status();
+  EXPECT_NE(put_answer.thread, std::this_thread::get_id());
+
+  v1::MutateItemsRequest mutate;
+  mutate.set_namespace_(ns_.name);
+  mutate.set_id("r1");
+  v1::Item* b = mutate.add_mutations()->mutable_put();
+  b->set_key("b");
+  b->set_value("two");
+  *mutate.mutable_token() = Token('m');
+  Answer<v1::MutateItemsResponse> mutated = Await<v1::MutateItemsResponse>(
+      [&](auto done) { store_->MutateItemsAsync(ns_, mutate, Deadline(), std::move(done)); });
+  ASSERT_TRUE(mutated.response.ok()) << mutated.response.status();
+
+  const v1::GetItemsRequest get = GetRequest("r1");
+  Answer<v1::GetItemsResponse> read = Await<v1::GetItemsResponse>(
+      [&](auto done) { store_->GetItemsAsync(ns_, get, Deadline(), std::move(done)); });
+  ASSERT_TRUE(read.response.ok()) << read.response.status();
+  ASSERT_EQ(read.response->items_size(), 2);
+  EXPECT_EQ(read.response->items(0).value(), "one");
+  EXPECT_EQ(read.response->items(1).value(), "two");
+  EXPECT_NE(read.thread, std::this_thread::get_id());
+  // The blocking form reads the same.
+  absl::StatusOr<v1::GetItemsResponse> blocking = store_->GetItems(ns_, get);
+  ASSERT_TRUE(blocking.ok()) << blocking.status();
+  EXPECT_EQ(blocking->SerializeAsString(), read.response->SerializeAsString());
+
+  v1::DeleteItemsRequest del;
+  del.set_namespace_(ns_.name);
+  del.set_id("r1");
+  del.mutable_predicate()->mutable_keys()->add_keys("a");
+  *del.mutable_token() = Token('d');
+  Answer<v1::DeleteItemsResponse> deleted = Await<v1::DeleteItemsResponse>(
+      [&](auto done) { store_->DeleteItemsAsync(ns_, del, Deadline(), std::move(done)); });
+  ASSERT_TRUE(deleted.response.ok()) << deleted.response.status();
+  read = Await<v1::GetItemsResponse>(
+      [&](auto done) { store_->GetItemsAsync(ns_, get, Deadline(), std::move(done)); });
+  ASSERT_TRUE(read.response.ok()) << read.response.status();
+  ASSERT_EQ(read.response->items_size(), 1);
+  EXPECT_EQ(read.response->items(0).key(), "b");
+
+  // Bad input is answered as the blocking form answers it, naming the field.
+  v1::PutItemsRequest bad = PutRequest("", "a", "x", 'b');
+  Answer<v1::PutItemsResponse> refused = Await<v1::PutItemsResponse>(
+      [&](auto done) { store_->PutItemsAsync(ns_, bad, Deadline(), std::move(done)); });
+  EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.response.status(), store_->PutItems(ns_, bad).status());
+}
+
+TEST_F(KvStoreAsyncTest, WorkThatWouldBlockIsHandedBackUndone) {
+  // A read that includes large values reads their chunks: the blocking form's work.
+  v1::GetItemsRequest large = GetRequest("r2");
+  large.mutable_selection()->set_include_large_values(true);
+  Answer<v1::GetItemsResponse> read = Await<v1::GetItemsResponse>(
+      [&](auto done) { store_->GetItemsAsync(ns_, large, Deadline(), std::move(done)); });
+  EXPECT_TRUE(storage::IsWouldBlock(read.response.status())) << read.response.status();
+
+  // So is a commit of a chunked value (its chunks are checked first); nothing is written.
+  v1::PutItemsRequest chunked = PutRequest("r2", "big", "", 'c');
+  chunked.mutable_items(0)->mutable_metadata()->set_chunk_count(2);
+  chunked.mutable_items(0)->mutable_metadata()->set_stored_size(2000);
+  Answer<v1::PutItemsResponse> put = Await<v1::PutItemsResponse>(
+      [&](auto done) { store_->PutItemsAsync(ns_, chunked, Deadline(), std::move(done)); });
+  EXPECT_TRUE(storage::IsWouldBlock(put.response.status())) << put.response.status();
+  absl::StatusOr<v1::GetItemsResponse> after = store_->GetItems(ns_, GetRequest("r2"));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->items_size(), 0);
+
+  // RocksDB has no asynchronous forms: every call is handed back.
+  stategate::testing::TempDir dir;
+  storage::RocksDbOptions options;
+  options.path = dir.path() + "/db";
+  std::unique_ptr<storage::StorageEngine> rocksdb = *storage::OpenRocksDbEngine(options);
+  KvStoreOptions kv_options;
+  kv_options.page_token_secret = "test-secret";
+  KvStore local(rocksdb.get(), Clock::Real(), kv_options);
+  ASSERT_TRUE(local.Prepare(ns_).ok());
+  EXPECT_FALSE(local.IsAsync(ns_));
+  const v1::PutItemsRequest plain = PutRequest("r3", "a", "x", 'r');
+  Answer<v1::PutItemsResponse> local_put = Await<v1::PutItemsResponse>(
+      [&](auto done) { local.PutItemsAsync(ns_, plain, Deadline(), std::move(done)); });
+  EXPECT_TRUE(storage::IsWouldBlock(local_put.response.status())) << local_put.response.status();
+}
+
+// The caller's thread is never the one that waits: a call to a stopped master returns at
+// once, and its answer (UNAVAILABLE) comes by its deadline, on the engine's thread.
+TEST_F(KvStoreAsyncTest, AStoppedMasterHoldsNoCallerThread) {
+  const std::string id = "stalled";
+  const v1::PutItemsRequest put = PutRequest(id, "a", "x", 's');
+  ASSERT_TRUE(store_->PutItems(ns_, put).ok());
+  const int slot = redis::KeySlot(storage::RecordHashTag(id));
+  absl::StatusOr<RedisNode> master = cluster_->MasterOfSlot(slot);
+  ASSERT_TRUE(master.ok()) << master.status();
+  ASSERT_EQ(kill(master->pid, SIGSTOP), 0);
+
+  const v1::GetItemsRequest get = GetRequest(id);
+  absl::Notification answered;
+  absl::StatusOr<v1::GetItemsResponse> response = absl::UnknownError("not answered");
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(300);
+  store_->GetItemsAsync(ns_, get, deadline, [&](absl::StatusOr<v1::GetItemsResponse> r) {
+    response = std::move(r);
+    answered.Notify();
+  });
+  EXPECT_FALSE(answered.HasBeenNotified());  // returned before its master could answer
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(absl::Now(), deadline);
+  EXPECT_TRUE(absl::IsUnavailable(response.status())) << response.status();
+  ASSERT_EQ(kill(master->pid, SIGCONT), 0);
+}
+
+}  // namespace
+}  // namespace stategate::kv
