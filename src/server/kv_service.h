@@ -9,10 +9,13 @@
 //   3. Admission (admission.h), one per namespace and shard (StorageEngine::ShardOf): its
 //      concurrency limit and priority queue admit the call, or shed it at once with
 //      RESOURCE_EXHAUSTED and retry pushback.
-//   4. The engine: a read first runs at once, on the admitting thread, from what the engine
-//      holds in memory (memory_only.h: RocksDB's memtables and block cache); what needs
-//      I/O runs on the lane of its engine and shard (engine_pools.h), or
-//      fails at once when that lane's queue is full. It is dropped if its caller gave up or
+//   4. The engine. On an asynchronous engine (Redis Cluster: StorageEngine's asynchronous
+//      forms) the call's engine work starts on the admitting thread and its answer comes
+//      back on the engine's event loop; no thread waits for it. Otherwise a read first runs
+//      at once, on the admitting thread, from what the engine holds in memory
+//      (memory_only.h: RocksDB's memtables and block cache). What needs a thread that may
+//      wait (disk I/O, a chunked value's chunks) runs on the lane of its engine and shard
+//      (engine_pools.h), or fails at once when that lane's queue is full. It is dropped if its caller gave up or
 //      its deadline passed while it waited (shed, RESOURCE_EXHAUSTED with pushback, when
 //      only its SLO budget passed). The engine gives up at the call's deadline: its
 //      own, or 90 % of the namespace's SLO max for what it does after admission, whichever
