@@ -125,10 +125,10 @@ class RedisClusterEngine : public StorageEngine {
   RedisClusterEngine(const RedisClusterEngineOptions& options,
                      std::unique_ptr<redis::AsyncClusterClient> client)
       : options_(options),
-        client_(std::move(client)),
         write_script_(std::string(redis_lua::kCommon) + redis_lua::kWriteBody),
         read_script_(std::string(redis_lua::kCommon) + redis_lua::kReadBody),
-        purge_script_(std::string(redis_lua::kCommon) + redis_lua::kPurgeBody) {}
+        purge_script_(std::string(redis_lua::kCommon) + redis_lua::kPurgeBody),
+        client_(std::move(client)) {}
 
   absl::Status CreateTable(const std::string& table) override {
     if (MemoryOnly()) return WouldBlockError("redis-cluster create table");  // a network store
@@ -639,7 +639,6 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   const RedisClusterEngineOptions options_;
-  const std::unique_ptr<redis::AsyncClusterClient> client_;
   const redis::Script write_script_;
   const redis::Script read_script_;
   const redis::Script purge_script_;
@@ -649,6 +648,9 @@ class RedisClusterEngine : public StorageEngine {
   std::map<std::string, int64_t> live_replicas_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> degraded_writes_{0};
   std::atomic<int64_t> last_degraded_log_us_{0};
+  // Last, so that it goes first: its destructor answers the calls still in flight, whose
+  // callbacks may use the members above.
+  const std::unique_ptr<redis::AsyncClusterClient> client_;
 };
 
 }  // namespace
