@@ -479,20 +479,42 @@ absl::StatusOr<std::string> KvStore::ReadChunkedValue(const NamespaceConfig& ns,
   return value;
 }
 
-absl::StatusOr<std::optional<KvStore::CommittedItem>> KvStore::ReadCommitted(
-    const NamespaceConfig& ns, const std::string& id, const std::string& key) {
+namespace {
+
+storage::KeySpan OneKey(std::string key) {
   storage::KeySpan span;
   span.by_keys = true;
-  span.keys.push_back(key);
-  SG_ASSIGN_OR_RETURN(storage::RecordSlice slice,
-                      engine_->Read(ns.name, id, span, storage::ReadLimits()));
-  if (slice.items.empty()) return std::nullopt;
+  span.keys.push_back(std::move(key));
+  return span;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<KvStore::CommittedItem>> KvStore::CommittedFrom(
+    const std::string& key, absl::StatusOr<storage::RecordSlice> slice) {
+  if (!slice.ok()) return slice.status();
+  if (slice->items.empty()) return std::nullopt;
   CommittedItem item;
-  item.version = std::move(slice.items.front().version);
-  if (!item.value.ParseFromString(slice.items.front().value)) {
+  item.version = std::move(slice->items.front().version);
+  if (!item.value.ParseFromString(slice->items.front().value)) {
     return absl::DataLossError(absl::StrCat("stored item ", QuoteInput(key), " is corrupt"));
   }
   return item;
+}
+
+absl::StatusOr<std::optional<KvStore::CommittedItem>> KvStore::ReadCommitted(
+    const NamespaceConfig& ns, const std::string& id, const std::string& key) {
+  return CommittedFrom(key, engine_->Read(ns.name, id, OneKey(key), storage::ReadLimits()));
+}
+
+void KvStore::ReadCommittedAsync(const NamespaceConfig& ns, const std::string& id,
+                                 const std::string& key, absl::Time deadline,
+                                 Done<std::optional<CommittedItem>> done) {
+  engine_->ReadAsync(
+      ns.name, id, OneKey(key), storage::ReadLimits(), deadline,
+      [key, done = std::move(done)](absl::StatusOr<storage::RecordSlice> slice) mutable {
+        std::move(done)(CommittedFrom(key, std::move(slice)));
+      });
 }
 
 namespace {
@@ -783,8 +805,8 @@ std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::GetChunkReques
                           ChunkRecordId(r.id(), r.key(), ToVersion(r.version())));
 }
 
-absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns,
-                                                       const v1::PutChunkRequest& request) {
+absl::StatusOr<storage::Version> KvStore::CheckPutChunk(const NamespaceConfig& ns,
+                                                        const v1::PutChunkRequest& request) const {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckKey(ns, request.key(), "key"));
   SG_ASSIGN_OR_RETURN(storage::Version version, CheckToken(request.token(), "token"));
@@ -793,22 +815,30 @@ absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns
     return TooBig("data", request.data().size(), ns.client.chunk_bytes, "chunk_bytes");
   }
   SG_RETURN_IF_ERROR(CheckChunkIndex(ns, request.index()));
-  // The chunks of a committed version are immutable. (A chunk that races its own commit and
-  // lands after it lies outside what the commit declared, or repeats a stored index with the
-  // same version, which is a no-op: readers never see it either way.)
-  SG_ASSIGN_OR_RETURN(std::optional<CommittedItem> committed,
-                      ReadCommitted(ns, request.id(), request.key()));
-  if (committed.has_value() && committed->version == version) {
-    // A replay of the upload (a retried whole write) changes nothing: its chunks are stored
-    // with this version already, and an equal version is a no-op. Past what the commit
-    // declared there is nothing to replay.
-    if (request.index() < committed->value.chunk_count()) return v1::PutChunkResponse();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "item ", QuoteInput(request.key()), " of id ", QuoteInput(request.id()),
-        " is already committed with this token and ", committed->value.chunk_count(),
-        " chunks; the chunks of a committed value cannot change (write a new value with a new "
-        "token)"));
-  }
+  return version;
+}
+
+// The chunks of a committed version are immutable. (A chunk that races its own commit and
+// lands after it lies outside what the commit declared, or repeats a stored index with the
+// same version, which is a no-op: readers never see it either way.) Nullopt: store it.
+std::optional<absl::Status> KvStore::CommittedAnswersPutChunk(
+    const v1::PutChunkRequest& request, const storage::Version& version,
+    const std::optional<CommittedItem>& committed) {
+  if (!committed.has_value() || committed->version != version) return std::nullopt;
+  // A replay of the upload (a retried whole write) changes nothing: its chunks are stored
+  // with this version already, and an equal version is a no-op. Past what the commit
+  // declared there is nothing to replay.
+  if (request.index() < committed->value.chunk_count()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "item ", QuoteInput(request.key()), " of id ", QuoteInput(request.id()),
+      " is already committed with this token and ", committed->value.chunk_count(),
+      " chunks; the chunks of a committed value cannot change (write a new value with a new "
+      "token)"));
+}
+
+storage::RecordWrite KvStore::ChunkWrite(const NamespaceConfig& ns,
+                                         const v1::PutChunkRequest& request,
+                                         const storage::Version& version) {
   storage::RecordWrite write;
   write.table = ChunkTable(ns.name);
   write.record_id = ChunkRecordId(request.id(), request.key(), version);
@@ -817,41 +847,111 @@ absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns
   write.sync = ns.durability == Durability::kSync;
   write.replicas_ack = ns.replicas_ack;  // the commit that refers to it relies on it
   write.accept_fewer_live_replicas = ns.replica_shortfall == ReplicaShortfall::kDegrade;
-  SG_RETURN_IF_ERROR(engine_->Write(write));
+  return write;
+}
+
+absl::StatusOr<v1::PutChunkResponse> KvStore::PutChunk(const NamespaceConfig& ns,
+                                                       const v1::PutChunkRequest& request) {
+  SG_ASSIGN_OR_RETURN(const storage::Version version, CheckPutChunk(ns, request));
+  SG_ASSIGN_OR_RETURN(std::optional<CommittedItem> committed,
+                      ReadCommitted(ns, request.id(), request.key()));
+  if (std::optional<absl::Status> answer = CommittedAnswersPutChunk(request, version, committed)) {
+    SG_RETURN_IF_ERROR(*answer);
+    return v1::PutChunkResponse();
+  }
+  SG_RETURN_IF_ERROR(engine_->Write(ChunkWrite(ns, request, version)));
   return v1::PutChunkResponse();
 }
 
-absl::StatusOr<v1::GetChunkResponse> KvStore::GetChunk(const NamespaceConfig& ns,
-                                                       const v1::GetChunkRequest& request) {
+void KvStore::PutChunkAsync(const NamespaceConfig& ns, const v1::PutChunkRequest& request,
+                            absl::Time deadline, Done<v1::PutChunkResponse> done) {
+  absl::StatusOr<storage::Version> version = CheckPutChunk(ns, request);
+  if (!version.ok()) return std::move(done)(version.status());
+  ReadCommittedAsync(
+      ns, request.id(), request.key(), deadline,
+      [this, &ns, &request, version = *std::move(version), deadline,
+       done = std::move(done)](absl::StatusOr<std::optional<CommittedItem>> committed) mutable {
+        if (!committed.ok()) return std::move(done)(committed.status());
+        if (std::optional<absl::Status> answer =
+                CommittedAnswersPutChunk(request, version, *committed)) {
+          if (!answer->ok()) return std::move(done)(*std::move(answer));
+          return std::move(done)(v1::PutChunkResponse());
+        }
+        engine_->WriteAsync(ChunkWrite(ns, request, version), deadline,
+                            [done = std::move(done)](absl::Status status) mutable {
+                              if (!status.ok()) return std::move(done)(std::move(status));
+                              std::move(done)(v1::PutChunkResponse());
+                            });
+      });
+}
+
+absl::StatusOr<storage::Version> KvStore::CheckGetChunk(const NamespaceConfig& ns,
+                                                        const v1::GetChunkRequest& request) const {
   SG_RETURN_IF_ERROR(CheckId(ns, request.id()));
   SG_RETURN_IF_ERROR(CheckKey(ns, request.key(), "key"));
   SG_RETURN_IF_ERROR(CheckNonce(request.version(), "version"));
   SG_RETURN_IF_ERROR(CheckChunkIndex(ns, request.index()));
-  // Only chunks of the version the item holds now, and only those its commit declared:
-  // uploads never committed, and anything written after the commit, stay unreadable.
-  const storage::Version version = ToVersion(request.version());
-  SG_ASSIGN_OR_RETURN(std::optional<CommittedItem> committed,
-                      ReadCommitted(ns, request.id(), request.key()));
+  return ToVersion(request.version());
+}
+
+// Only chunks of the version the item holds now, and only those its commit declared:
+// uploads never committed, and anything written after the commit, stay unreadable.
+absl::Status KvStore::CommittedAllowsGetChunk(const v1::GetChunkRequest& request,
+                                              const storage::Version& version,
+                                              const std::optional<CommittedItem>& committed) {
   if (!committed.has_value() || committed->version != version ||
       request.index() >= committed->value.chunk_count()) {
     return absl::NotFoundError(absl::StrCat("no chunk ", request.index(),
                                             " of that version of the item (superseded, or "
                                             "past its chunk_count?)"));
   }
-  storage::KeySpan span;
-  span.by_keys = true;
-  span.keys.push_back(ChunkIndexKey(request.index()));
-  SG_ASSIGN_OR_RETURN(
-      storage::RecordSlice slice,
-      engine_->Read(ChunkTable(ns.name), ChunkRecordId(request.id(), request.key(), version), span,
-                    storage::ReadLimits()));
-  if (slice.items.empty()) {
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::GetChunkResponse> KvStore::ChunkFrom(
+    const v1::GetChunkRequest& request, absl::StatusOr<storage::RecordSlice> slice) {
+  if (!slice.ok()) return slice.status();
+  if (slice->items.empty()) {
     return absl::DataLossError(absl::StrCat("chunk ", request.index(), " of committed item ",
                                             QuoteInput(request.key()), " is missing"));
   }
   v1::GetChunkResponse response;
-  response.set_data(std::move(slice.items.front().value));
+  response.set_data(std::move(slice->items.front().value));
   return response;
+}
+
+absl::StatusOr<v1::GetChunkResponse> KvStore::GetChunk(const NamespaceConfig& ns,
+                                                       const v1::GetChunkRequest& request) {
+  SG_ASSIGN_OR_RETURN(const storage::Version version, CheckGetChunk(ns, request));
+  SG_ASSIGN_OR_RETURN(std::optional<CommittedItem> committed,
+                      ReadCommitted(ns, request.id(), request.key()));
+  SG_RETURN_IF_ERROR(CommittedAllowsGetChunk(request, version, committed));
+  return ChunkFrom(
+      request,
+      engine_->Read(ChunkTable(ns.name), ChunkRecordId(request.id(), request.key(), version),
+                    OneKey(ChunkIndexKey(request.index())), storage::ReadLimits()));
+}
+
+void KvStore::GetChunkAsync(const NamespaceConfig& ns, const v1::GetChunkRequest& request,
+                            absl::Time deadline, Done<v1::GetChunkResponse> done) {
+  absl::StatusOr<storage::Version> version = CheckGetChunk(ns, request);
+  if (!version.ok()) return std::move(done)(version.status());
+  ReadCommittedAsync(
+      ns, request.id(), request.key(), deadline,
+      [this, &ns, &request, version = *std::move(version), deadline,
+       done = std::move(done)](absl::StatusOr<std::optional<CommittedItem>> committed) mutable {
+        if (!committed.ok()) return std::move(done)(committed.status());
+        if (absl::Status allowed = CommittedAllowsGetChunk(request, version, *committed);
+            !allowed.ok()) {
+          return std::move(done)(std::move(allowed));
+        }
+        engine_->ReadAsync(
+            ChunkTable(ns.name), ChunkRecordId(request.id(), request.key(), version),
+            OneKey(ChunkIndexKey(request.index())), storage::ReadLimits(), deadline,
+            [&request, done = std::move(done)](absl::StatusOr<storage::RecordSlice> slice) mutable {
+              std::move(done)(ChunkFrom(request, std::move(slice)));
+            });
+      });
 }
 
 absl::StatusOr<int64_t> KvStore::CollectChunks(const NamespaceConfig& ns) {

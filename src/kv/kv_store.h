@@ -78,6 +78,10 @@ class KvStore {
                         absl::Time deadline, Done<v1::DeleteItemsResponse> done);
   void MutateItemsAsync(const NamespaceConfig& ns, const v1::MutateItemsRequest& request,
                         absl::Time deadline, Done<v1::MutateItemsResponse> done);
+  void PutChunkAsync(const NamespaceConfig& ns, const v1::PutChunkRequest& request,
+                     absl::Time deadline, Done<v1::PutChunkResponse> done);
+  void GetChunkAsync(const NamespaceConfig& ns, const v1::GetChunkRequest& request,
+                     absl::Time deadline, Done<v1::GetChunkResponse> done);
 
   // The engine shard a call's work goes to (the record it reads or writes; for a chunk, the
   // chunk's record), for the gateway's per-shard bulkheads; "" for a scan, which visits
@@ -120,6 +124,27 @@ class KvStore {
   absl::StatusOr<std::optional<CommittedItem>> ReadCommitted(const NamespaceConfig& ns,
                                                              const std::string& id,
                                                              const std::string& key);
+  void ReadCommittedAsync(const NamespaceConfig& ns, const std::string& id, const std::string& key,
+                          absl::Time deadline, Done<std::optional<CommittedItem>> done);
+  static absl::StatusOr<std::optional<CommittedItem>> CommittedFrom(
+      const std::string& key, absl::StatusOr<storage::RecordSlice> slice);
+
+  // The parts of PutChunk and GetChunk around their engine calls, shared by both forms.
+  absl::StatusOr<storage::Version> CheckPutChunk(const NamespaceConfig& ns,
+                                                 const v1::PutChunkRequest& request) const;
+  static std::optional<absl::Status> CommittedAnswersPutChunk(
+      const v1::PutChunkRequest& request, const storage::Version& version,
+      const std::optional<CommittedItem>& committed);
+  static storage::RecordWrite ChunkWrite(const NamespaceConfig& ns,
+                                         const v1::PutChunkRequest& request,
+                                         const storage::Version& version);
+  absl::StatusOr<storage::Version> CheckGetChunk(const NamespaceConfig& ns,
+                                                 const v1::GetChunkRequest& request) const;
+  static absl::Status CommittedAllowsGetChunk(const v1::GetChunkRequest& request,
+                                              const storage::Version& version,
+                                              const std::optional<CommittedItem>& committed);
+  static absl::StatusOr<v1::GetChunkResponse> ChunkFrom(const v1::GetChunkRequest& request,
+                                                        absl::StatusOr<storage::RecordSlice> slice);
   // A validated write of one record: what a write request becomes before engine work.
   struct PlannedWrite {
     std::string id;

@@ -153,6 +153,61 @@ TEST_F(KvStoreAsyncTest, RedisAnswersEveryFormOnItsEngineThread) {
   EXPECT_EQ(refused.response.status(), store_->PutItems(ns_, bad).status());
 }
 
+// A large value's chunks go up and come back without a thread waiting: the upload, its
+// commit (which checks the chunks, on the blocking form), then each chunk read.
+TEST_F(KvStoreAsyncTest, ChunksGoUpAndComeBackAsynchronously) {
+  const v1::IdempotencyToken token = Token('k');
+  const std::string chunks[] = {std::string(1024, 'x'), std::string(976, 'y')};
+  for (uint32_t i = 0; i < 2; ++i) {
+    v1::PutChunkRequest put;
+    put.set_namespace_(ns_.name);
+    put.set_id("big");
+    put.set_key("v");
+    *put.mutable_token() = token;
+    put.set_index(i);
+    put.set_data(chunks[i]);
+    Answer<v1::PutChunkResponse> stored = Await<v1::PutChunkResponse>(
+        [&](auto done) { store_->PutChunkAsync(ns_, put, Deadline(), std::move(done)); });
+    ASSERT_TRUE(stored.response.ok()) << stored.response.status();
+    EXPECT_NE(stored.thread, std::this_thread::get_id());
+  }
+  v1::PutItemsRequest commit = PutRequest("big", "v", "", 'k');
+  *commit.mutable_token() = token;
+  commit.mutable_items(0)->mutable_metadata()->set_chunk_count(2);
+  commit.mutable_items(0)->mutable_metadata()->set_stored_size(2000);
+  ASSERT_TRUE(store_->PutItems(ns_, commit).ok());
+
+  v1::GetChunkRequest get;
+  get.set_namespace_(ns_.name);
+  get.set_id("big");
+  get.set_key("v");
+  *get.mutable_version() = token;
+  for (uint32_t i = 0; i < 2; ++i) {
+    get.set_index(i);
+    Answer<v1::GetChunkResponse> read = Await<v1::GetChunkResponse>(
+        [&](auto done) { store_->GetChunkAsync(ns_, get, Deadline(), std::move(done)); });
+    ASSERT_TRUE(read.response.ok()) << read.response.status();
+    EXPECT_EQ(read.response->data(), chunks[i]);
+  }
+  // Another version's chunk is not there; a committed version's chunks cannot change.
+  *get.mutable_version() = Token('o');
+  get.set_index(0);
+  Answer<v1::GetChunkResponse> other = Await<v1::GetChunkResponse>(
+      [&](auto done) { store_->GetChunkAsync(ns_, get, Deadline(), std::move(done)); });
+  EXPECT_EQ(other.response.status().code(), absl::StatusCode::kNotFound);
+  v1::PutChunkRequest late;
+  late.set_namespace_(ns_.name);
+  late.set_id("big");
+  late.set_key("v");
+  *late.mutable_token() = token;
+  late.set_index(2);
+  late.set_data("z");
+  Answer<v1::PutChunkResponse> refused = Await<v1::PutChunkResponse>(
+      [&](auto done) { store_->PutChunkAsync(ns_, late, Deadline(), std::move(done)); });
+  EXPECT_EQ(refused.response.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.response.status(), store_->PutChunk(ns_, late).status());
+}
+
 TEST_F(KvStoreAsyncTest, WorkThatWouldBlockIsHandedBackUndone) {
   // A read that includes large values reads their chunks: the blocking form's work.
   v1::GetItemsRequest large = GetRequest("r2");

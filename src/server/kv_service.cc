@@ -120,12 +120,12 @@ grpc::ServerUnaryReactor* KvService::ScanItems(grpc::CallbackServerContext* ctx,
 }
 grpc::ServerUnaryReactor* KvService::PutChunk(grpc::CallbackServerContext* ctx,
                                               const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, nullptr, Access::kWrite,
+  return Serve(ctx, req, resp, &kv::KvStore::PutChunk, &kv::KvStore::PutChunkAsync, Access::kWrite,
                nullptr /* bulk data, no SLO */);
 }
 grpc::ServerUnaryReactor* KvService::GetChunk(grpc::CallbackServerContext* ctx,
                                               const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, nullptr, Access::kRead,
+  return Serve(ctx, req, resp, &kv::KvStore::GetChunk, &kv::KvStore::GetChunkAsync, Access::kRead,
                nullptr /* bulk data, no SLO */);
 }
 
