@@ -44,6 +44,10 @@ constexpr absl::Duration kIoCheckInterval = absl::Milliseconds(50);
 // Connections to one node at most, those held by blocking commands included.
 constexpr size_t kMaxConnectionsPerNode = 64;
 
+AsyncClusterClient::Commands ClusterSlots() {
+  return std::make_shared<const std::vector<Command>>(std::vector<Command>{{"CLUSTER", "SLOTS"}});
+}
+
 // A command that holds its connection until it returns: Redis answers nothing sent after
 // it on that connection meanwhile.
 bool IsBlocking(const Command& command) {
@@ -107,7 +111,7 @@ struct Call {
   int slot = -1;
   bool topology = false;  // a CLUSTER SLOTS read: goes to the next candidate node
   bool fail_fast = false;
-  std::vector<Command> commands;
+  AsyncClusterClient::Commands commands;
   absl::Time deadline;
   AsyncClusterClient::Done done;
   Node* shard = nullptr;  // counted in shard->calls
@@ -163,7 +167,7 @@ class Impl final : public AsyncClusterClient {
     absl::Status status;
     auto call = std::make_unique<Call>();
     call->topology = true;
-    call->commands = {{"CLUSTER", "SLOTS"}};
+    call->commands = ClusterSlots();
     call->deadline = absl::Now() + (options_.connect_timeout + options_.io_timeout) *
                                        static_cast<int64_t>(options_.seeds.size());
     call->done = [&](Replies replies) {
@@ -175,7 +179,8 @@ class Impl final : public AsyncClusterClient {
     return status;
   }
 
-  void Pipeline(std::string_view hash_key, std::vector<Command> commands, CallOptions options,
+  using AsyncClusterClient::Pipeline;
+  void Pipeline(std::string_view hash_key, Commands commands, CallOptions options,
                 Done done) override {
     auto call = std::make_unique<Call>();
     call->slot = KeySlot(hash_key);
@@ -275,7 +280,7 @@ class Impl final : public AsyncClusterClient {
       Retry(call, absl::UnavailableError(absl::StrCat("no master serves slot ", call->slot)));
       return;
     }
-    const bool blocking = std::any_of(call->commands.begin(), call->commands.end(), IsBlocking);
+    const bool blocking = std::any_of(call->commands->begin(), call->commands->end(), IsBlocking);
     Connection* connection = ConnectionTo(node, blocking);
     if (connection == nullptr) {
       Retry(call, absl::UnavailableError(
@@ -292,8 +297,8 @@ class Impl final : public AsyncClusterClient {
     call->ask_address.clear();
     bool appended = true;
     if (send->asking) appended = Append(connection, {"ASKING"}, send);
-    for (size_t i = 0; appended && i < call->commands.size(); ++i) {
-      appended = Append(connection, call->commands[i], send);
+    for (size_t i = 0; appended && i < call->commands->size(); ++i) {
+      appended = Append(connection, (*call->commands)[i], send);
     }
     counters_.Count(counters_.pipelines);
     if (send->expected == 0) {  // nothing went out
@@ -342,7 +347,7 @@ class Impl final : public AsyncClusterClient {
     if (call == nullptr) return;  // answered already (its deadline)
     call->send = nullptr;
     const std::string& address = send->connection->node->address;
-    if (send->lost || send->replies.size() != call->commands.size()) {
+    if (send->lost || send->replies.size() != call->commands->size()) {
       Retry(call,
             absl::UnavailableError(absl::StrCat("redis node ", address, ": connection lost")));
       return;
@@ -583,7 +588,7 @@ class Impl final : public AsyncClusterClient {
     counters_.Count(counters_.topology_refreshes);
     auto call = std::make_unique<Call>();
     call->topology = true;
-    call->commands = {{"CLUSTER", "SLOTS"}};
+    call->commands = ClusterSlots();
     call->deadline = now + options_.connect_timeout + options_.io_timeout;
     call->done = [this](Replies) { refreshing_ = false; };
     Start(std::move(call));
@@ -659,14 +664,12 @@ absl::StatusOr<std::unique_ptr<AsyncClusterClient>> AsyncClusterClient::Connect(
 }
 
 void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
-                        std::vector<Command> commands, size_t script_at, const Script& script,
-                        CallOptions options, AsyncClusterClient::Done done) {
-  // The first run's commands are kept for the second, after a NOSCRIPT.
-  std::vector<Command> first = commands;
-  client.Pipeline(hash_key, std::move(first), options,
-                  [&client, key = std::string(hash_key), commands = std::move(commands), script_at,
-                   load = script.Load(), options,
-                   done = std::move(done)](AsyncClusterClient::Replies replies) mutable {
+                        AsyncClusterClient::Commands commands, size_t script_at,
+                        const Script& script, CallOptions options, AsyncClusterClient::Done done) {
+  // The commands are shared with the second run, after a NOSCRIPT, not copied.
+  client.Pipeline(hash_key, commands, options,
+                  [&client, key = std::string(hash_key), commands, script_at, load = script.Load(),
+                   options, done = std::move(done)](AsyncClusterClient::Replies replies) mutable {
                     const bool noscript = replies.ok() && script_at < replies->size() &&
                                           (*replies)[script_at].is_error() &&
                                           (*replies)[script_at].str.starts_with("NOSCRIPT");
@@ -675,7 +678,7 @@ void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
                       return;
                     }
                     client.Pipeline(
-                        key, {std::move(load)}, options,
+                        key, std::vector<Command>{std::move(load)}, options,
                         [&client, key, commands = std::move(commands), options,
                          done = std::move(done)](AsyncClusterClient::Replies loaded) mutable {
                           if (!loaded.ok()) {

@@ -70,8 +70,16 @@ class AsyncClusterClient {
   // Runs `commands` as one pipeline on the master of hash_key's slot; `done` gets one reply
   // per command (a command's own error is a kError reply), or UNAVAILABLE if the cluster
   // did not answer in time (CallOptions). Never blocks.
-  virtual void Pipeline(std::string_view hash_key, std::vector<Command> commands,
-                        CallOptions options, Done done) = 0;
+  // Commands shared with the caller, who may send them again (a script after NOSCRIPT, a
+  // write's next round) without copying them.
+  using Commands = std::shared_ptr<const std::vector<Command>>;
+  virtual void Pipeline(std::string_view hash_key, Commands commands, CallOptions options,
+                        Done done) = 0;
+  void Pipeline(std::string_view hash_key, std::vector<Command> commands, CallOptions options,
+                Done done) {
+    Pipeline(hash_key, std::make_shared<const std::vector<Command>>(std::move(commands)), options,
+             std::move(done));
+  }
 
   // "host:port" of the master that owns hash_key's slot in the current slot map, or "".
   virtual std::string MasterOf(std::string_view hash_key) const = 0;
@@ -83,7 +91,7 @@ class AsyncClusterClient {
 // after a NOSCRIPT reply, loads the script there and runs the pipeline again. `done` as
 // for Pipeline.
 void PipelineWithScript(AsyncClusterClient& client, std::string_view hash_key,
-                        std::vector<Command> commands, size_t script_at, const Script& script,
-                        CallOptions options, AsyncClusterClient::Done done);
+                        AsyncClusterClient::Commands commands, size_t script_at,
+                        const Script& script, CallOptions options, AsyncClusterClient::Done done);
 
 }  // namespace stategate::redis

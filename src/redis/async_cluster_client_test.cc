@@ -141,8 +141,10 @@ TEST(AsyncClusterClientTest, AnswersOnItsLoopAndFollowsASlotAsItMoves) {
   const Script script("return ARGV[1] .. redis.call('GET', KEYS[1])");
   absl::Notification ran;
   AsyncClusterClient::Replies replies = absl::UnknownError("not answered");
-  PipelineWithScript(*client, old_key, {script.EvalSha({old_key}, {"value: "})}, 0, script, {},
-                     [&](AsyncClusterClient::Replies r) {
+  PipelineWithScript(*client, old_key,
+                     std::make_shared<const std::vector<Command>>(
+                         std::vector<Command>{script.EvalSha({old_key}, {"value: "})}),
+                     0, script, {}, [&](AsyncClusterClient::Replies r) {
                        replies = std::move(r);
                        ran.Notify();
                      });

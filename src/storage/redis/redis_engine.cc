@@ -352,8 +352,9 @@ class RedisClusterEngine : public StorageEngine {
                                                std::vector<Command> commands,
                                                const redis::Script& script) const {
     return Await<absl::StatusOr<std::vector<Reply>>>([&](redis::AsyncClusterClient::Done done) {
-      redis::PipelineWithScript(*client_, hash_key, std::move(commands), 0, script,
-                                CallOptionsFor(CallDeadline()), std::move(done));
+      redis::PipelineWithScript(*client_, hash_key,
+                                std::make_shared<const std::vector<Command>>(std::move(commands)),
+                                0, script, CallOptionsFor(CallDeadline()), std::move(done));
     });
   }
 
@@ -363,7 +364,8 @@ class RedisClusterEngine : public StorageEngine {
   struct WriteRounds {
     std::string hash_key;
     // The script; with replicas_ack, then WAIT and (accept_fewer_live_replicas) ROLE.
-    std::vector<Command> commands;
+    // Shared with the client, not copied: a next round, which is rare, makes its own.
+    redis::AsyncClusterClient::Commands commands;
     std::string table;
     int64_t replicas_ack = 0;
     bool accept_fewer_live_replicas = false;
@@ -396,7 +398,7 @@ class RedisClusterEngine : public StorageEngine {
     rounds->accept_fewer_live_replicas = write.accept_fewer_live_replicas;
     rounds->deadline = deadline;
     rounds->done = std::move(done);
-    rounds->commands = {write_script_.EvalSha(
+    std::vector<Command> commands = {write_script_.EvalSha(
         {keys.cells, keys.keys, keys.tombstones, keys.index, keys.replays}, args)};
     // The replicas a round waits for: replicas_ack, or with accept_fewer_live_replicas no
     // more than the shard's master had live at its last write, so that a shard left
@@ -408,10 +410,11 @@ class RedisClusterEngine : public StorageEngine {
       wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(rounds->master).value_or(wait_for));
     }
     if (write.replicas_ack > 0) {
-      rounds->commands.push_back({"WAIT", std::to_string(wait_for), WaitSliceMs(deadline)});
+      commands.push_back({"WAIT", std::to_string(wait_for), WaitSliceMs(deadline)});
       // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
-      if (write.accept_fewer_live_replicas) rounds->commands.push_back({"ROLE"});
+      if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
     }
+    rounds->commands = std::make_shared<const std::vector<Command>>(std::move(commands));
     WriteRound(std::move(rounds));
   }
 
@@ -419,11 +422,9 @@ class RedisClusterEngine : public StorageEngine {
   // the replay counter so that WAIT covers the write) and a short WAIT. A shard that lost
   // its replica in a failover gets one back within a few rounds when the node returns.
   void WriteRound(std::shared_ptr<WriteRounds> rounds) {
-    // Kept for another round only when one may follow.
-    std::vector<Command> commands =
-        rounds->replicas_ack > 0 ? rounds->commands : std::move(rounds->commands);
     const redis::CallOptions options = CallOptionsFor(rounds->deadline);
     const std::string hash_key = rounds->hash_key;
+    redis::AsyncClusterClient::Commands commands = rounds->commands;
     redis::PipelineWithScript(
         *client_, hash_key, std::move(commands), 0, write_script_, options,
         [this, rounds = std::move(rounds)](absl::StatusOr<std::vector<Reply>> replies) mutable {
@@ -437,7 +438,7 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   // The write's outcome after a round's replies, or nullopt when another round is due (for
-  // which `rounds` is now set).
+  // which `rounds.commands` is now set).
   std::optional<absl::Status> WriteOutcome(WriteRounds& rounds,
                                            const absl::StatusOr<std::vector<Reply>>& replies) {
     if (!replies.ok()) return replies.status();
@@ -446,6 +447,7 @@ class RedisClusterEngine : public StorageEngine {
     if ((*replies)[1].type != Reply::Type::kInteger) return ScriptError((*replies)[1], "WAIT");
     const int64_t acked = (*replies)[1].integer;
     if (acked >= rounds.replicas_ack) return absl::OkStatus();
+    std::vector<Command> next = *rounds.commands;
     if (rounds.accept_fewer_live_replicas) {
       absl::StatusOr<int64_t> live = LiveReplicas((*replies)[2]);
       if (!live.ok()) return live.status();
@@ -455,9 +457,9 @@ class RedisClusterEngine : public StorageEngine {
         return absl::OkStatus();
       }
       // One came back: the next round waits for it.
-      rounds.commands[1][1] = std::to_string(std::min(rounds.replicas_ack, *live));
+      next[1][1] = std::to_string(std::min(rounds.replicas_ack, *live));
     }
-    rounds.commands[1][2] = WaitSliceMs(rounds.deadline);
+    next[1][2] = WaitSliceMs(rounds.deadline);
     // Timed from the first short WAIT, not from the start: reaching the slot's master may
     // already have taken a failover's worth of retries.
     if (!rounds.give_up.has_value()) {
@@ -471,6 +473,7 @@ class RedisClusterEngine : public StorageEngine {
           absl::FormatDuration(options_.replicas_ack_timeout), ") or before the call's deadline",
           "; it may or may not be applied, retry with the same token"));
     }
+    rounds.commands = std::make_shared<const std::vector<Command>>(std::move(next));
     return std::nullopt;
   }
 
@@ -560,8 +563,9 @@ class RedisClusterEngine : public StorageEngine {
     }
     redis::PipelineWithScript(
         *client_, keys.cells,
-        {read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)}, 0, read_script_,
-        CallOptionsFor(deadline),
+        std::make_shared<const std::vector<Command>>(std::vector<Command>{
+            read_script_.EvalSha({keys.cells, keys.keys, keys.tombstones}, args)}),
+        0, read_script_, CallOptionsFor(deadline),
         [after = span.after,
          done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
           std::move(done)(ParseRead(replies, after));
