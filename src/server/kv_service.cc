@@ -229,17 +229,17 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
   // GCC 12 reported `this->store_` inside the lane's lambda as a misaligned access at an
   // address in ASan's shadow memory (not `this`) and aborted every call.
   kv::KvStore* const store = store_;
-  auto held = std::make_shared<Admission::Slot>(std::move(slot));
   if (async_method != nullptr && store->IsAsync(*call->ns)) {
-    std::invoke(async_method, store, *call->ns, call->request, call->deadline,
-                [this, call, held, method](absl::StatusOr<Response> response) mutable {
-                  // Work the asynchronous form cannot do without blocking goes to the lane.
-                  if (storage::IsWouldBlock(response.status())) {
-                    RunOnLane(call, std::move(held), method);
-                    return;
-                  }
-                  Answer(call, *held, std::move(response));
-                });
+    std::invoke(
+        async_method, store, *call->ns, call->request, call->deadline,
+        [this, call, slot = std::move(slot), method](absl::StatusOr<Response> response) mutable {
+          // Work the asynchronous form cannot do without blocking goes to the lane.
+          if (storage::IsWouldBlock(response.status())) {
+            RunOnLane(call, std::make_shared<Admission::Slot>(std::move(slot)), method);
+            return;
+          }
+          Answer(call, slot, std::move(response));
+        });
     return;
   }
   // Only at the outermost level: a slot this call frees starts the next waiting call on
@@ -253,11 +253,11 @@ void KvService::RunOnEngine(std::shared_ptr<Call<Request>> call, Admission::Slot
       return std::invoke(method, store, *call->ns, call->request);
     }();
     const bool answered = !storage::IsWouldBlock(response.status());
-    if (answered) Answer(call, *held, std::move(response));
+    if (answered) Answer(call, slot, std::move(response));
     in_memory_read = false;
     if (answered) return;
   }
-  RunOnLane(call, std::move(held), method);
+  RunOnLane(call, std::make_shared<Admission::Slot>(std::move(slot)), method);
 }
 
 // Step 4, on a lane: the engine work of a call that may wait for I/O.
