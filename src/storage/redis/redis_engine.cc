@@ -34,6 +34,11 @@ constexpr int64_t kIdBatch = 64;    // record ids listed at a time by scans and 
 // One WAIT of a write that waits for replicas; it repeats until replicas_ack_timeout.
 constexpr absl::Duration kWaitSlice = absl::Milliseconds(250);
 constexpr absl::Duration kMinWaitRound = absl::Milliseconds(10);
+// The WAIT of a degrading write to a master whose live replicas are not known yet (the
+// first write to it, e.g. a replica just promoted, which may have none): long enough for a
+// local replica to acknowledge, short enough that a shard left without one does not hold
+// every write of the first wave for a whole slice. ROLE then tells the count.
+constexpr absl::Duration kProbeWaitSlice = absl::Milliseconds(2);
 constexpr absl::Duration kDegradedLogInterval = absl::Seconds(10);
 
 // ---- Encodings shared with lua_scripts.h ----
@@ -405,12 +410,18 @@ class RedisClusterEngine : public StorageEngine {
     // without its replica does not spend a whole WAIT slice on every write. (ROLE in the
     // same pipeline tells whether one came back; then the next round waits for it.)
     int64_t wait_for = write.replicas_ack;
+    std::string wait_ms = WaitSliceMs(deadline);
     if (write.accept_fewer_live_replicas) {
       rounds->master = client_->MasterOf(keys.cells);
-      wait_for = std::min<int64_t>(wait_for, KnownLiveReplicas(rounds->master).value_or(wait_for));
+      const std::optional<int64_t> live = KnownLiveReplicas(rounds->master);
+      if (live.has_value()) {
+        wait_for = std::min(wait_for, *live);
+      } else {
+        wait_ms = std::to_string(absl::ToInt64Milliseconds(kProbeWaitSlice));
+      }
     }
     if (write.replicas_ack > 0) {
-      commands.push_back({"WAIT", std::to_string(wait_for), WaitSliceMs(deadline)});
+      commands.push_back({"WAIT", std::to_string(wait_for), wait_ms});
       // ROLE, right after WAIT on the same master, lists the replicas connected to it now.
       if (write.accept_fewer_live_replicas) commands.push_back({"ROLE"});
     }

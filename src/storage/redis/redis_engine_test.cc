@@ -96,6 +96,19 @@ TEST_F(RedisClusterEngineTest, ReplicasAckWaitsForAReplica) {
   EXPECT_THAT(Values("r1"), ElementsAre("v1"));
 }
 
+// A write that may degrade (replica_shortfall: degrade) to a master it has not written to
+// before first waits only briefly and asks the master how many replicas it has; having
+// one, the write then waits for it as any other, and does not count as degraded.
+TEST_F(RedisClusterEngineTest, ADegradingWriteStillWaitsForALiveReplica) {
+  for (int i = 0; i < 20; ++i) {  // every master, most of them for the first time
+    RecordWrite write = Put("d" + std::to_string(i), "k", "v", clock_.NowMicros());
+    write.replicas_ack = 1;
+    write.accept_fewer_live_replicas = true;
+    ASSERT_TRUE(engine_->Write(write).ok());
+  }
+  EXPECT_EQ(engine_->DegradedWrites(), 0);
+}
+
 TEST_F(RedisClusterEngineTest, ReplicasAckFailsRetryablyWhenReplicasAreMissing) {
   RecordWrite write = Put("r2", "k", "v1", clock_.NowMicros());
   write.replicas_ack = 3;  // more replicas than a master has
