@@ -46,6 +46,44 @@ ReliableCaller::~ReliableCaller() {
   pause_detector_.Stop();
 }
 
+void ReliableCaller::OnDrainingNotice(size_t index) {
+  Endpoint& endpoint = *endpoints_[index];
+  endpoint.avoid_until_us.store(absl::ToUnixMicros(clock_->Now() + kDrainingAvoidance));
+  if (endpoint.health == nullptr || endpoint.probing.exchange(true)) return;
+  timers_.Schedule(kDrainProbeInterval, [this, index] { ProbeDraining(index); });
+}
+
+void ReliableCaller::ProbeDraining(size_t index) {
+  Endpoint& endpoint = *endpoints_[index];
+  if (shutting_down_.load() || clock_->NowMicros() >= endpoint.avoid_until_us.load()) {
+    endpoint.probing.store(false);
+    return;
+  }
+  struct Probe {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest request;  // service "": the gateway as a whole
+    grpc::health::v1::HealthCheckResponse response;
+  };
+  auto probe = std::make_shared<Probe>();
+  probe->ctx.set_deadline(absl::ToChronoTime(absl::Now() + kDrainProbeTimeout));
+  RpcStarted();
+  endpoint.health->async()->Check(
+      &probe->ctx, &probe->request, &probe->response, [this, index, probe](grpc::Status status) {
+        Endpoint& endpoint = *endpoints_[index];
+        if (status.ok() &&
+            probe->response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+          endpoint.avoid_until_us.store(0);
+          endpoint.probing.store(false);
+        } else if (shutting_down_.load()) {
+          endpoint.probing.store(false);
+        } else {
+          // Still draining, or down until its restart listens: ask again shortly.
+          timers_.Schedule(kDrainProbeInterval, [this, index] { ProbeDraining(index); });
+        }
+        RpcFinished();  // last: the destructor may free everything once it returns
+      });
+}
+
 bool ReliableCaller::Usable(const Endpoint& endpoint) const {
   if (clock_->NowMicros() < endpoint.avoid_until_us.load()) return false;
   return endpoint.channel == nullptr ||

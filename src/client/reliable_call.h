@@ -16,7 +16,9 @@
 //   - GC-tolerant timeouts: when the call's deadline passes while this process was paused,
 //     the answer already on its way gets a grace before the call fails;
 //   - draining gateways: one whose answer carries kDrainingKey, or whose channel is in
-//     TRANSIENT_FAILURE, gets no new attempt while another endpoint is usable.
+//     TRANSIENT_FAILURE, gets no new attempt while another endpoint is usable; a drained
+//     one is asked (grpc.health.v1) every kDrainProbeInterval whether it serves again,
+//     and gets attempts again as soon as it says SERVING (a restarted gateway).
 // Every attempt of a logical call sends the same request, so the same idempotency token.
 //
 // Thread-safe. Completion callbacks run on gRPC or timer threads and must not block.
@@ -47,6 +49,7 @@
 #include "src/common/grpc_status.h"
 #include "src/common/metadata_keys.h"
 #include "src/common/priority.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/control.grpc.pb.h"
 #include "stategate/v1/kv.grpc.pb.h"
@@ -59,15 +62,24 @@ struct Endpoint {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::KeyValue::Stub> kv;
   std::unique_ptr<v1::Control::Stub> control;
+  // Null when there is no channel (tests): a draining notice then lasts kDrainingAvoidance.
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
   std::unique_ptr<reliability::EndpointLoad> load;
   std::unique_ptr<reliability::ConcurrencyLimiter> limiter;
   // Until when (unix µs) new attempts go elsewhere: the gateway said it is draining.
   std::atomic<int64_t> avoid_until_us{0};
+  // A health probe of this draining endpoint is scheduled or out.
+  std::atomic<bool> probing{false};
 };
 
-// How long a gateway that said it is draining gets no new attempts while others remain: its
-// notice, its shutdown, and a restart (after which its channel reconnects).
+// How long a gateway that said it is draining gets no new attempts while others remain, at
+// most: its notice, its shutdown and a restart. It is back sooner once it says SERVING.
 inline constexpr absl::Duration kDrainingAvoidance = absl::Seconds(5);
+// How often a draining gateway is asked whether it serves again, and how long one answer
+// may take. An orchestrator moves to the next gateway of a rolling restart once this one
+// is healthy, so clients must notice about as soon, or they run out of gateways.
+inline constexpr absl::Duration kDrainProbeInterval = absl::Milliseconds(50);
+inline constexpr absl::Duration kDrainProbeTimeout = absl::Milliseconds(200);
 
 // kChunk is a chunk of a large value: a bulk transfer, neither hedged nor held to an SLO.
 enum class AccessPattern { kPointRead, kRangeRead, kWrite, kChunk };
@@ -135,6 +147,10 @@ class ReliableCaller {
   template <typename Response>
   class LogicalCall;
 
+  // The endpoint's answer said it is draining: avoid it, and ask it until it serves again.
+  void OnDrainingNotice(size_t endpoint);
+  // One health probe of a draining endpoint; schedules the next unless it says SERVING.
+  void ProbeDraining(size_t endpoint);
   // Picks the endpoint of a new attempt among the usable ones (all, if none is), never
   // `exclude` if another exists.
   size_t PickEndpoint(std::optional<size_t> exclude);
@@ -339,8 +355,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     }
     if (attempt.hedge) caller_->hedge_budget_.Release();
     if (attempt.ctx.GetServerTrailingMetadata().count(kDrainingKey) > 0) {
-      endpoint.avoid_until_us.store(
-          absl::ToUnixMicros(caller_->clock_->Now() + kDrainingAvoidance));
+      caller_->OnDrainingNotice(attempt.endpoint);
     }
   }
 

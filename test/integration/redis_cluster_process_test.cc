@@ -297,6 +297,43 @@ TEST(RedisClusterProcessTest, ARollingRestartOfThreeGatewaysUnderLoadShowsTheCli
   EXPECT_LE(stats.retries, 10);
 }
 
+// A drained gateway is asked whether it serves again (grpc.health.v1), and takes calls as
+// soon as it says so, not once the avoidance its draining notice set has run out
+// (kDrainingAvoidance, 5 s): an orchestrator drains the next gateway as soon as this one is
+// healthy. Here the other gateway dies right after the restart; every call must still
+// succeed, on the restarted one.
+TEST(RedisClusterProcessTest, ARestartedGatewayTakesCallsAgainAsSoonAsItServes) {
+  Gateways gateways(2, testing::SharedRedisClusterSeeds());
+  ASSERT_TRUE(gateways.Start());
+  std::unique_ptr<KvClient> client = ClientFor(gateways.addresses(), absl::Seconds(2));
+  ASSERT_NE(client, nullptr);
+  const std::string run = std::to_string(absl::ToUnixMicros(absl::Now()));
+  // Calls to both gateways while gateway 0 drains, so that one of its answers carries the
+  // draining notice.
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    for (int i = 0; !stop; ++i) {
+      EXPECT_TRUE(client->Put("default", absl::StrCat("drained-", run, "-", i % 20), "k", "v").ok());
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  gateways[0].Signal(SIGTERM);
+  EXPECT_EQ(gateways[0].Wait(), 0) << gateways[0].Log();
+  ASSERT_TRUE(gateways[0].Restart()) << gateways[0].Log();
+  stop = true;
+  load.join();
+  absl::SleepFor(absl::Milliseconds(300));  // the client asks every 50 ms
+  const absl::Time restarted = absl::Now();
+  gateways[1].Signal(SIGKILL);
+  gateways[1].Wait();
+  for (int i = 0; i < 20; ++i) {
+    const absl::Status status = client->Put("default", absl::StrCat("after-", run, "-", i), "k", "v");
+    EXPECT_TRUE(status.ok()) << "call " << i << ", " << absl::Now() - restarted
+                             << " after the restart was healthy: " << status;
+  }
+  EXPECT_LT(absl::Now() - restarted, absl::Seconds(4));
+}
+
 // Whether record `id` lives on `master`'s shard (its keys' hash tag is in its slots).
 bool OnShardOf(const testbed::RedisNode& master, const std::string& id) {
   const int slot = redis::KeySlot(storage::RecordHashTag(id));
