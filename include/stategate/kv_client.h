@@ -17,9 +17,9 @@
 //   NOT_FOUND            the namespace is not served (every call), or for Get, no such item.
 //   FAILED_PRECONDITION  the server refused the call in its current state (e.g. a chunked
 //                        value whose chunks were collected before its commit). Not retried.
-//   RESOURCE_EXHAUSTED   shed: every gateway was at its concurrency limit (with
-//                        limiter_max_wait zero), or the servers shed and the retries or
-//                        their budget ran out. Nothing was written; try later.
+//   RESOURCE_EXHAUSTED   shed: every gateway stayed at its concurrency limit for
+//                        limiter_max_wait, or the servers shed and the retries or their
+//                        budget ran out. Nothing was written; try later.
 //   UNAVAILABLE          no gateway answered within the attempts. A write may or may not
 //                        have been applied; calling again writes a newer version.
 //   DEADLINE_EXCEEDED    `timeout` passed; a write may or may not have been applied.
@@ -67,13 +67,16 @@ struct ReliabilityOptions {
   double retry_share = 0.2;
   double min_retries_per_second = 10;
   // Adaptive concurrency limit per endpoint: "aimd", "vegas", "gradient2" or "none". Over
-  // the limit a call fails fast with RESOURCE_EXHAUSTED instead of queueing.
+  // the limit a call waits briefly for a permit (limiter_max_wait), then fails with
+  // RESOURCE_EXHAUSTED instead of queueing longer.
   std::string limiter = "aimd";
   // How long a call may wait for a permit when every endpoint is at its limit, before it
-  // fails with RESOURCE_EXHAUSTED. Zero = fail fast (shed load at once). A closed-loop
-  // caller that would rather slow down than fail (e.g. through a failover, when every
-  // call stalls) sets seconds.
-  absl::Duration limiter_max_wait = absl::ZeroDuration();
+  // fails with RESOURCE_EXHAUSTED. Waiting calls get freed permits the most important
+  // priority first, and while one waits a less important call gets none. The default
+  // rides out a burst (a gateway restarting, a scheduler hiccup) without turning an
+  // overload into a queue. Zero = fail at once. A closed-loop caller that would rather
+  // slow down than fail (e.g. through a failover, when every call stalls) sets seconds.
+  absl::Duration limiter_max_wait = absl::Milliseconds(5);
   // Power of two choices by peak-EWMA latency × (outstanding + 1); off = round robin.
   bool load_balancing = true;
   // When a deadline passes while this process was paused (GC, SIGSTOP, scheduler), the

@@ -84,6 +84,22 @@ void ReliableCaller::ProbeDraining(size_t index) {
       });
 }
 
+void ReliableCaller::WakePermitWaiter() {
+  reliability::PermitQueue::Wake wake = permit_waiters_.Pop();
+  if (wake == nullptr) return;
+  // A woken call starts an RPC, which gRPC may fail inline, whose report wakes the next
+  // waiter: past a few levels the wake-up goes through the timer thread instead, so that a
+  // queue of failing calls cannot grow the stack.
+  static thread_local int depth = 0;
+  if (depth >= 4) {
+    timers_.Schedule(absl::ZeroDuration(), std::move(wake));
+    return;
+  }
+  ++depth;
+  wake();
+  --depth;
+}
+
 bool ReliableCaller::Usable(const Endpoint& endpoint) const {
   if (clock_->NowMicros() < endpoint.avoid_until_us.load()) return false;
   return endpoint.channel == nullptr ||

@@ -2,8 +2,10 @@
 // client reliability mechanism of DESIGN.md, each switchable by ReliabilityOptions:
 //   - load unbalancing: the first attempt goes to the better of two random endpoints by
 //     peak-EWMA latency × (outstanding + 1);
-//   - adaptive concurrency limits per endpoint: over the limit an attempt fails fast
-//     (RESOURCE_EXHAUSTED, locally), it never queues;
+//   - adaptive concurrency limits per endpoint: over the limit a call waits for a permit
+//     for at most limiter_max_wait, in a bounded queue that serves the most important
+//     tier first (PermitQueue), then fails (RESOURCE_EXHAUSTED, locally); a hedge never
+//     waits;
 //   - hedging: once the first attempt has been out longer than the hedge delay (the observed
 //     p95 of the namespace × access pattern, at most the SLO target) a second attempt goes to
 //     another endpoint, if the hedge budget allows; the first success wins, the rest are
@@ -42,6 +44,7 @@
 #include "src/client/reliability/latency_tracker.h"
 #include "src/client/reliability/limiter.h"
 #include "src/client/reliability/pause_detector.h"
+#include "src/client/reliability/permit_queue.h"
 #include "src/client/reliability/peak_ewma.h"
 #include "src/client/reliability/retry_budget.h"
 #include "src/common/clock.h"
@@ -71,6 +74,9 @@ struct Endpoint {
   // A health probe of this draining endpoint is scheduled or out.
   std::atomic<bool> probing{false};
 };
+
+// Calls waiting for a concurrency permit at once, at most; past it a call fails at once.
+inline constexpr size_t kMaxPermitWaiters = 1024;
 
 // How long a gateway that said it is draining gets no new attempts while others remain, at
 // most: its notice, its shutdown and a restart. It is back sooner once it says SERVING.
@@ -151,6 +157,8 @@ class ReliableCaller {
   void OnDrainingNotice(size_t endpoint);
   // One health probe of a draining endpoint; schedules the next unless it says SERVING.
   void ProbeDraining(size_t endpoint);
+  // A permit was reported: the next call waiting for one, if any, tries again.
+  void WakePermitWaiter();
   // Picks the endpoint of a new attempt among the usable ones (all, if none is), never
   // `exclude` if another exists.
   size_t PickEndpoint(std::optional<size_t> exclude);
@@ -168,6 +176,7 @@ class ReliableCaller {
   reliability::RetryBudget retry_budget_;
   reliability::HedgeBudget hedge_budget_;
   reliability::PauseDetector pause_detector_;
+  reliability::PermitQueue permit_waiters_{kMaxPermitWaiters};
   DelayQueue timers_;
 
   absl::Mutex rng_mu_;
@@ -186,9 +195,6 @@ class ReliableCaller {
 };
 
 // ---- Implementation of the template parts ----
-
-// How often a call waiting for a concurrency permit tries again (limiter_max_wait).
-inline constexpr absl::Duration kPermitPoll = absl::Milliseconds(5);
 
 template <typename Response>
 class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalCall<Response>> {
@@ -257,35 +263,35 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     auto attempt = std::make_unique<Attempt>();
     attempt->hedge = hedge;
     attempt->endpoint = caller_->PickEndpoint(exclude);
-    {
-      // A call without a priority may fill the whole limit, as before tiers existed.
-      const double share = spec_.priority.has_value() ? LimitShare(*spec_.priority) : 1.0;
+    // A call without a priority may fill the whole limit, as before tiers existed, and
+    // waits as a critical one.
+    const double share = spec_.priority.has_value() ? LimitShare(*spec_.priority) : 1.0;
+    const int rank = PriorityRank(spec_.priority.value_or(Priority::kCritical));
+    // While a more important call waits for a permit, this one does not take one.
+    if (!caller_->permit_waiters_.AnyMoreImportantThan(rank)) {
       attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire(share);
-      if (!attempt->permit.has_value() && caller_->endpoints_.size() > 1 && !hedge) {
-        // The chosen endpoint is full: one other chance before failing fast.
-        attempt->endpoint = caller_->PickEndpoint(attempt->endpoint);
-        attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire(share);
-      }
-      if (!attempt->permit.has_value()) {
-        caller_->counters_.limiter_refusals++;
-        if (outstanding_ == 0 && !hedge) {
-          // Wait for a permit if the caller allows it (polling: permits free up as answers
-          // arrive), else fail fast.
-          const absl::Time now = caller_->clock_->Now();
-          if (now + kPermitPoll <
-              std::min(deadline_, started_at_ + caller_->options_.limiter_max_wait)) {
-            auto self = this->shared_from_this();
-            const std::optional<size_t> retry_exclude = exclude;
-            caller_->timers_.Schedule(kPermitPoll,
-                                      [self, retry_exclude] { self->OnPermitPoll(retry_exclude); });
-            return nullptr;
-          }
-          FinishLocked(absl::ResourceExhaustedError(
-                           "client concurrency limit reached for every endpoint tried"),
-                       nullptr);
+      if (!attempt->permit.has_value() && !hedge) {
+        // The chosen endpoint is full: any other usable one with room beats waiting (the
+        // choice by latency passes over a gateway just restarted, whose estimate is poor).
+        for (size_t i = 0; i < caller_->endpoints_.size() && !attempt->permit.has_value(); ++i) {
+          Endpoint& other = *caller_->endpoints_[i];
+          if (i == attempt->endpoint || !caller_->Usable(other)) continue;
+          attempt->permit = other.limiter->TryAcquire(share);
+          if (attempt->permit.has_value()) attempt->endpoint = i;
         }
-        return nullptr;
       }
+    }
+    if (!attempt->permit.has_value()) {
+      if (hedge) {
+        caller_->counters_.limiter_refusals++;
+      } else if (outstanding_ == 0) {
+        WaitForPermitLocked(rank, exclude);
+      }
+      return nullptr;
+    }
+    if (permit_wait_timer_.has_value()) {
+      caller_->timers_.Cancel(*permit_wait_timer_);
+      permit_wait_timer_.reset();
     }
     Endpoint* endpoint = caller_->endpoints_[attempt->endpoint].get();
     // gRPC's own deadline leaves room for the pause grace; our timer enforces the real one.
@@ -357,6 +363,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     if (attempt.ctx.GetServerTrailingMetadata().count(kDrainingKey) > 0) {
       caller_->OnDrainingNotice(attempt.endpoint);
     }
+    if (permit.has_value()) caller_->WakePermitWaiter();
   }
 
   void OnAttemptDone(Attempt* attempt, const grpc::Status& status) {
@@ -412,14 +419,68 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     caller_->timers_.Schedule(delay, [self] { self->OnRetryTimer(); });
   }
 
-  void OnPermitPoll(std::optional<size_t> exclude) {
+  // Every endpoint refused a permit: queue for one until started_at_ + limiter_max_wait
+  // (at most the deadline), or fail now if that has passed or the queue is full.
+  void WaitForPermitLocked(int rank, std::optional<size_t> exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time now = caller_->clock_->Now();
+    const absl::Time wait_until =
+        std::min(deadline_, started_at_ + caller_->options_.limiter_max_wait);
+    if (now < wait_until) {
+      auto self = this->shared_from_this();
+      permit_ticket_ =
+          caller_->permit_waiters_.Push(rank, [self, exclude] { self->OnPermitFreed(exclude); });
+      if (permit_ticket_.has_value()) {
+        if (!permit_wait_timer_.has_value()) {
+          permit_wait_timer_ =
+              caller_->timers_.Schedule(wait_until - now, [self] { self->OnPermitWaitOver(); });
+        }
+        return;
+      }
+    }
+    RefuseLocked();
+  }
+
+  void RefuseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    caller_->counters_.limiter_refusals++;
+    FinishLocked(
+        absl::ResourceExhaustedError("client concurrency limit reached for every endpoint tried"),
+        nullptr);
+  }
+
+  // Popped from the permit queue: a permit was freed. Another call may have taken it first;
+  // then this one queues again while its wait allows.
+  void OnPermitFreed(std::optional<size_t> exclude) {
     std::function<void()> launch;
+    bool unused = false;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      launch = PrepareAttemptLocked(/*hedge=*/false, exclude);
+      permit_ticket_.reset();
+      if (finished_) {
+        unused = true;
+      } else {
+        launch = PrepareAttemptLocked(/*hedge=*/false, exclude);
+      }
     }
+    if (unused) caller_->WakePermitWaiter();  // the freed permit goes to the next in line
     if (launch != nullptr) launch();
+    Deliver();
+  }
+
+  void OnPermitWaitOver() {
+    {
+      absl::MutexLock lock(&mu_);
+      permit_wait_timer_.reset();  // it is what is running
+      if (finished_ || !permit_ticket_.has_value()) return;
+      // Not removed: it is being woken, and fails there if it gets no permit.
+      if (!caller_->permit_waiters_.Remove(*permit_ticket_)) return;
+      permit_ticket_.reset();
+      if (caller_->shutting_down_.load()) {
+        FinishLocked(absl::CancelledError("the client is shutting down"), nullptr);
+      } else {
+        RefuseLocked();
+      }
+    }
     Deliver();
   }
 
@@ -528,6 +589,9 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     }
     if (deadline_timer_.has_value()) caller_->timers_.Cancel(*deadline_timer_);
     if (hedge_timer_.has_value()) caller_->timers_.Cancel(*hedge_timer_);
+    if (permit_wait_timer_.has_value()) caller_->timers_.Cancel(*permit_wait_timer_);
+    // A waiter already popped finds the call finished and passes its permit on.
+    if (permit_ticket_.has_value()) caller_->permit_waiters_.Remove(*permit_ticket_);
   }
 
   // Runs done_ once, outside the lock, after the call finished.
@@ -563,6 +627,9 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   grpc::Status last_error_ ABSL_GUARDED_BY(mu_);
   std::optional<DelayQueue::Handle> deadline_timer_ ABSL_GUARDED_BY(mu_);
   std::optional<DelayQueue::Handle> hedge_timer_ ABSL_GUARDED_BY(mu_);
+  // Set while the call waits in the permit queue, and the end of that wait.
+  std::optional<reliability::PermitQueue::Ticket> permit_ticket_ ABSL_GUARDED_BY(mu_);
+  std::optional<DelayQueue::Handle> permit_wait_timer_ ABSL_GUARDED_BY(mu_);
   // The outcome, set once by FinishLocked and read once by Deliver.
   absl::Status status_;
   Response response_;

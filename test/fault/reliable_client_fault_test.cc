@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -211,6 +212,69 @@ TEST_F(ReliableClientFaultTest, OverloadFailsFastInsteadOfQueueing) {
   // A refusal is local and immediate: far less than the 300 ms a queued call would wait.
   EXPECT_LT(slowest_refusal_us.load(), 150'000);
   EXPECT_EQ(client->stats().limiter_refusals, refused.load());
+}
+
+// Over the limit with limiter_max_wait, a call waits for a permit instead of failing, and
+// freed permits go to the most important waiting tier first. Every replica answers after
+// 300 ms, so permits free in rounds 300 ms apart: 60 normal calls fill what normal calls
+// may use, then 60 critical calls fill the rest and queue; the normal calls that had to
+// wait get a permit only once no critical call waits, a round or more after them.
+TEST_F(ReliableClientFaultTest, CallsOverTheLimitWaitForAPermitTheMostImportantFirst) {
+  constexpr absl::Duration kDelay = absl::Milliseconds(300);
+  v1::FaultSpec slow;
+  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(kDelay));
+  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
+
+  ReliabilityOptions limited = ReliabilityOptions::Naive();
+  limited.limiter = "aimd";  // starts at 20 per endpoint
+  limited.limiter_max_wait = absl::Seconds(20);
+  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(20));
+  struct Outcome {
+    Priority priority;
+    absl::Status status;
+    absl::Duration took;  // from the start of the test
+  };
+  std::mutex mu;
+  std::vector<Outcome> outcomes;
+  const absl::Time start = absl::Now();
+  constexpr int kPerTier = 60;
+  for (Priority priority : {Priority::kNormal, Priority::kCritical}) {
+    for (int c = 0; c < kPerTier; ++c) {
+      client->GetAsync(
+          "default", Id(c % kRecords), "k",
+          [&, priority](absl::StatusOr<std::string> value) {
+            std::lock_guard lock(mu);
+            outcomes.push_back({priority, value.status(), absl::Now() - start});
+          },
+          CallOptions{.priority = priority});
+    }
+  }
+  for (absl::Time give_up = absl::Now() + absl::Seconds(30); absl::Now() < give_up;) {
+    {
+      std::lock_guard lock(mu);
+      if (outcomes.size() == 2 * kPerTier) break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::lock_guard lock(mu);
+  ASSERT_EQ(outcomes.size(), 2u * kPerTier);
+  absl::Duration last_critical, first_waiting_normal = absl::InfiniteDuration();
+  int waiting_normals = 0;
+  for (const Outcome& outcome : outcomes) {
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status;
+    if (outcome.priority == Priority::kCritical) {
+      last_critical = std::max(last_critical, outcome.took);
+    } else if (outcome.took > kDelay * 3 / 2) {  // not answered in the first round
+      ++waiting_normals;
+      first_waiting_normal = std::min(first_waiting_normal, outcome.took);
+    }
+  }
+  EXPECT_EQ(client->stats().limiter_refusals, 0);
+  ASSERT_GT(waiting_normals, 0) << "every normal call got a permit at once";
+  // At best in the same round as the last critical call (half a round of slack).
+  EXPECT_GE(first_waiting_normal, last_critical - kDelay / 2)
+      << waiting_normals << " normal calls waited; the first finished after "
+      << first_waiting_normal << ", the last critical one after " << last_critical;
 }
 
 TEST_F(ReliableClientFaultTest, ClientPausedPastItsTimeoutStillGetsTheAnswer) {

@@ -81,7 +81,8 @@ std::string WriteConfig(const TempDir& dir, const std::string& yaml) {
 
 std::unique_ptr<KvClient> ClientFor(const std::vector<std::string>& addresses,
                                     absl::Duration timeout = absl::Seconds(5),
-                                    absl::Duration limiter_max_wait = absl::ZeroDuration()) {
+                                    absl::Duration limiter_max_wait =
+                                        ReliabilityOptions{}.limiter_max_wait) {
   KvClientOptions options;
   options.address = addresses[0];
   options.more_addresses.assign(addresses.begin() + 1, addresses.end());
