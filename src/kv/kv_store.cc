@@ -720,31 +720,35 @@ void KvStore::GetItemsAsync(const NamespaceConfig& ns, const v1::GetItemsRequest
                      });
 }
 
-absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& ns,
-                                                         const v1::ScanItemsRequest& request) {
+absl::StatusOr<KvStore::ScanPlan> KvStore::PlanScanItems(
+    const NamespaceConfig& ns, const v1::ScanItemsRequest& request) const {
+  ScanPlan plan;
   const absl::Time start = clock_->Now();
   SG_ASSIGN_OR_RETURN(
-      storage::ReadLimits limits,
+      plan.limits,
       PageLimits(ns, request.selection(), start + ns.range_read.target * options_.page_time_share));
-  const uint64_t request_hash = RequestHash(v1::Predicate(), request.selection());
-
-  std::optional<storage::ScanPosition> after;
+  plan.request_hash = RequestHash(v1::Predicate(), request.selection());
   if (!request.page_token().empty()) {
     SG_ASSIGN_OR_RETURN(std::string payload, signer_.Verify(request.page_token(), "page_token"));
     internal::PageToken token;
     if (!token.ParseFromString(payload) || !token.scan() || token.namespace_() != ns.name ||
-        token.request_hash() != request_hash) {
+        token.request_hash() != plan.request_hash) {
       return absl::InvalidArgumentError(
           "page_token belongs to another request (namespace or selection differ)");
     }
-    after = storage::ScanPosition{token.id(), std::nullopt};
-    if (token.has_after_key()) after->key = token.after_key();
+    plan.after = storage::ScanPosition{token.id(), std::nullopt};
+    if (token.has_after_key()) plan.after->key = token.after_key();
   }
+  return plan;
+}
 
-  SG_ASSIGN_OR_RETURN(storage::TableSlice slice, engine_->Scan(ns.name, after, limits));
+absl::StatusOr<v1::ScanItemsResponse> KvStore::AnswerScanItems(const NamespaceConfig& ns,
+                                                               const v1::ScanItemsRequest& request,
+                                                               const ScanPlan& plan,
+                                                               storage::TableSlice slice) {
   v1::ScanItemsResponse response;
   const bool include_large_values = request.selection().include_large_values();
-  PageBudget budget(limits, include_large_values, clock_);
+  PageBudget budget(plan.limits, include_large_values, clock_);
   bool page_full = false;
   for (const storage::ScannedRecord& record : slice.records) {
     v1::ScanItemsResponse::Record* out = nullptr;
@@ -771,7 +775,7 @@ absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& 
     token.set_namespace_(ns.name);
     token.set_scan(true);
     token.set_id(slice.resume->record_id);
-    token.set_request_hash(request_hash);
+    token.set_request_hash(plan.request_hash);
     if (slice.resume->key.has_value()) {
       token.set_after_key(*slice.resume->key);
       token.set_has_after_key(true);
@@ -779,6 +783,30 @@ absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& 
     response.set_next_page_token(signer_.Sign(token.SerializeAsString()));
   }
   return response;
+}
+
+absl::StatusOr<v1::ScanItemsResponse> KvStore::ScanItems(const NamespaceConfig& ns,
+                                                         const v1::ScanItemsRequest& request) {
+  SG_ASSIGN_OR_RETURN(const ScanPlan plan, PlanScanItems(ns, request));
+  SG_ASSIGN_OR_RETURN(storage::TableSlice slice, engine_->Scan(ns.name, plan.after, plan.limits));
+  return AnswerScanItems(ns, request, plan, std::move(slice));
+}
+
+void KvStore::ScanItemsAsync(const NamespaceConfig& ns, const v1::ScanItemsRequest& request,
+                             absl::Time deadline, Done<v1::ScanItemsResponse> done) {
+  // Large values are read from their chunks, which the blocking form does.
+  if (request.selection().include_large_values()) {
+    return std::move(done)(storage::WouldBlockError("a scan that includes large values"));
+  }
+  absl::StatusOr<ScanPlan> plan = PlanScanItems(ns, request);
+  if (!plan.ok()) return std::move(done)(plan.status());
+  auto shared = std::make_shared<const ScanPlan>(*std::move(plan));
+  engine_->ScanAsync(ns.name, shared->after, shared->limits, deadline,
+                     [this, &ns, &request, shared,
+                      done = std::move(done)](absl::StatusOr<storage::TableSlice> slice) mutable {
+                       if (!slice.ok()) return std::move(done)(slice.status());
+                       std::move(done)(AnswerScanItems(ns, request, *shared, *std::move(slice)));
+                     });
 }
 
 std::string KvStore::ShardOf(const NamespaceConfig& ns, const v1::PutItemsRequest& r) const {

@@ -82,6 +82,8 @@ class KvStore {
                      absl::Time deadline, Done<v1::PutChunkResponse> done);
   void GetChunkAsync(const NamespaceConfig& ns, const v1::GetChunkRequest& request,
                      absl::Time deadline, Done<v1::GetChunkResponse> done);
+  void ScanItemsAsync(const NamespaceConfig& ns, const v1::ScanItemsRequest& request,
+                      absl::Time deadline, Done<v1::ScanItemsResponse> done);
 
   // The engine shard a call's work goes to (the record it reads or writes; for a chunk, the
   // chunk's record), for the gateway's per-shard bulkheads; "" for a scan, which visits
@@ -177,6 +179,18 @@ class KvStore {
                                                       const v1::GetItemsRequest& request,
                                                       const ReadPlan& plan,
                                                       storage::RecordSlice slice);
+  // A validated ScanItems: the page's limits, where it starts, and its page token's hash.
+  struct ScanPlan {
+    storage::ReadLimits limits;
+    std::optional<storage::ScanPosition> after;
+    uint64_t request_hash = 0;
+  };
+  absl::StatusOr<ScanPlan> PlanScanItems(const NamespaceConfig& ns,
+                                         const v1::ScanItemsRequest& request) const;
+  absl::StatusOr<v1::ScanItemsResponse> AnswerScanItems(const NamespaceConfig& ns,
+                                                        const v1::ScanItemsRequest& request,
+                                                        const ScanPlan& plan,
+                                                        storage::TableSlice slice);
 
   storage::StorageEngine* const engine_;
   Clock* const clock_;

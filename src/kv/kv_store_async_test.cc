@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -208,6 +209,40 @@ TEST_F(KvStoreAsyncTest, ChunksGoUpAndComeBackAsynchronously) {
   EXPECT_EQ(refused.response.status(), store_->PutChunk(ns_, late).status());
 }
 
+// A scan pages through every record of every shard, answered on the engine's thread, and
+// its pages are the blocking form's: the same records, the same page tokens.
+TEST_F(KvStoreAsyncTest, ScansPageThroughEveryRecordAsTheBlockingFormDoes) {
+  constexpr int kRecords = 25;
+  for (int i = 0; i < kRecords; ++i) {
+    const std::string id = absl::StrCat("scan-", i);
+    ASSERT_TRUE(store_->PutItems(ns_, PutRequest(id, "a", "one", 'a')).ok());
+    ASSERT_TRUE(store_->PutItems(ns_, PutRequest(id, "b", "two", 'b')).ok());
+  }
+  v1::ScanItemsRequest scan;
+  scan.set_namespace_(ns_.name);
+  scan.mutable_selection()->set_item_limit(3);  // pages end inside records too
+  ns_.range_read.target = absl::Seconds(10);     // and only there, however slow the machine
+  std::set<std::string> seen;
+  int items = 0, pages = 0;
+  do {
+    Answer<v1::ScanItemsResponse> page = Await<v1::ScanItemsResponse>(
+        [&](auto done) { store_->ScanItemsAsync(ns_, scan, Deadline(), std::move(done)); });
+    ASSERT_TRUE(page.response.ok()) << page.response.status();
+    EXPECT_NE(page.thread, std::this_thread::get_id());
+    absl::StatusOr<v1::ScanItemsResponse> blocking = store_->ScanItems(ns_, scan);
+    ASSERT_TRUE(blocking.ok()) << blocking.status();
+    EXPECT_EQ(page.response->SerializeAsString(), blocking->SerializeAsString());
+    for (const auto& record : page.response->records()) {
+      seen.insert(record.id());
+      items += record.items_size();
+    }
+    scan.set_page_token(page.response->next_page_token());
+    ASSERT_LT(++pages, 100);
+  } while (!scan.page_token().empty());
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kRecords));
+  EXPECT_EQ(items, 2 * kRecords);
+}
+
 TEST_F(KvStoreAsyncTest, WorkThatWouldBlockIsHandedBackUndone) {
   // A read that includes large values reads their chunks: the blocking form's work.
   v1::GetItemsRequest large = GetRequest("r2");
@@ -215,6 +250,12 @@ TEST_F(KvStoreAsyncTest, WorkThatWouldBlockIsHandedBackUndone) {
   Answer<v1::GetItemsResponse> read = Await<v1::GetItemsResponse>(
       [&](auto done) { store_->GetItemsAsync(ns_, large, Deadline(), std::move(done)); });
   EXPECT_TRUE(storage::IsWouldBlock(read.response.status())) << read.response.status();
+  v1::ScanItemsRequest large_scan;
+  large_scan.set_namespace_(ns_.name);
+  large_scan.mutable_selection()->set_include_large_values(true);
+  Answer<v1::ScanItemsResponse> scanned = Await<v1::ScanItemsResponse>(
+      [&](auto done) { store_->ScanItemsAsync(ns_, large_scan, Deadline(), std::move(done)); });
+  EXPECT_TRUE(storage::IsWouldBlock(scanned.response.status())) << scanned.response.status();
 
   // So is a commit of a chunked value (its chunks are checked first); nothing is written.
   v1::PutItemsRequest chunked = PutRequest("r2", "big", "", 'c');

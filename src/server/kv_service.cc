@@ -115,7 +115,7 @@ grpc::ServerUnaryReactor* KvService::MutateItems(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* KvService::ScanItems(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* req,
                                                grpc::ByteBuffer* resp) {
-  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, nullptr, Access::kRead,
+  return Serve(ctx, req, resp, &kv::KvStore::ScanItems, &kv::KvStore::ScanItemsAsync, Access::kRead,
                &NamespaceConfig::range_read);
 }
 grpc::ServerUnaryReactor* KvService::PutChunk(grpc::CallbackServerContext* ctx,

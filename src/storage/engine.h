@@ -172,15 +172,16 @@ class StorageEngine {
 
   // ---- Asynchronous forms: no thread waits on the network (DESIGN.md) ----
   // An engine that reaches its data over the network (Redis Cluster) answers these without
-  // blocking the calling thread. They are Read and Write, under `deadline` instead of the
+  // blocking the calling thread. They are Read, Write and Scan, under `deadline` instead of the
   // thread's CallDeadline(); `done` runs exactly once, on any thread (perhaps before the
   // call returns), and must not block. An engine without them answers
   // WouldBlockError() (memory_only.h) at once, having done nothing: run the blocking form
   // where a thread may wait.
   using ReadDone = absl::AnyInvocable<void(absl::StatusOr<RecordSlice> slice) &&>;
   using WriteDone = absl::AnyInvocable<void(absl::Status status) &&>;
+  using ScanDone = absl::AnyInvocable<void(absl::StatusOr<TableSlice> slice) &&>;
 
-  // Whether ReadAsync and WriteAsync on `table` run without blocking.
+  // Whether ReadAsync, WriteAsync and ScanAsync on `table` run without blocking.
   [[nodiscard]] virtual bool IsAsync(const std::string& table) const {
     (void)table;
     return false;
@@ -189,6 +190,8 @@ class StorageEngine {
                          const KeySpan& span, const ReadLimits& limits, absl::Time deadline,
                          ReadDone done);
   virtual void WriteAsync(const RecordWrite& write, absl::Time deadline, WriteDone done);
+  virtual void ScanAsync(const std::string& table, const std::optional<ScanPosition>& after,
+                         const ReadLimits& limits, absl::Time deadline, ScanDone done);
 };
 
 inline void StorageEngine::ReadAsync(const std::string&, const std::string&, const KeySpan&,
@@ -197,6 +200,10 @@ inline void StorageEngine::ReadAsync(const std::string&, const std::string&, con
 }
 inline void StorageEngine::WriteAsync(const RecordWrite&, absl::Time, WriteDone done) {
   std::move(done)(WouldBlockError("write (no asynchronous form)"));
+}
+inline void StorageEngine::ScanAsync(const std::string&, const std::optional<ScanPosition>&,
+                                     const ReadLimits&, absl::Time, ScanDone done) {
+  std::move(done)(WouldBlockError("scan (no asynchronous form)"));
 }
 
 }  // namespace stategate::storage

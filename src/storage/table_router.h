@@ -62,6 +62,12 @@ class TableRouter : public StorageEngine {
     if (engine == nullptr) return std::move(done)(Unplaced(write.table));
     engine->WriteAsync(write, deadline, std::move(done));
   }
+  void ScanAsync(const std::string& table, const std::optional<ScanPosition>& after,
+                 const ReadLimits& limits, absl::Time deadline, ScanDone done) override {
+    StorageEngine* engine = Find(table);
+    if (engine == nullptr) return std::move(done)(Unplaced(table));
+    engine->ScanAsync(table, after, limits, deadline, std::move(done));
+  }
   absl::StatusOr<TableSlice> Scan(const std::string& table,
                                   const std::optional<ScanPosition>& after,
                                   const ReadLimits& limits) override {

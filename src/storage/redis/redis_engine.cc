@@ -264,66 +264,124 @@ class RedisClusterEngine : public StorageEngine {
                                   const std::optional<ScanPosition>& after,
                                   const ReadLimits& limits) override {
     if (MemoryOnly()) return WouldBlockError("redis-cluster scan");  // a network store
-    SG_ASSIGN_OR_RETURN(const std::string epoch, Epoch(table));
-    TableSlice slice;
-    PageBudget budget;
-    // Reads one record into the slice; false once the page is full.
-    auto take_record = [&](const std::string& id,
-                           std::optional<std::string> after_key) -> absl::StatusOr<bool> {
-      if (budget.items > 0 &&
-          (budget.items >= limits.max_items || options_.clock->Now() >= limits.soft_deadline)) {
-        return false;
-      }
-      KeySpan span;
-      span.after = std::move(after_key);
-      SG_ASSIGN_OR_RETURN(RecordSlice part, ReadRecord(epoch, id, span, limits, budget));
-      for (const StoredItem& item : part.items) {
-        budget.items++;
-        budget.bytes += item.key.size() + item.value.size();
-      }
-      if (!part.items.empty()) slice.records.push_back(ScannedRecord{id, std::move(part.items)});
-      if (part.resume_after.has_value()) return false;
-      return true;
-    };
-    auto stop_here = [&] {
-      if (slice.records.empty()) return;  // cannot happen: a first read always takes one
-      const ScannedRecord& last = slice.records.back();
-      slice.resume = ScanPosition{last.record_id, last.items.back().key};
-    };
+    return Await<absl::StatusOr<TableSlice>>(
+        [&](ScanDone done) { ScanAsync(table, after, limits, CallDeadline(), std::move(done)); });
+  }
 
-    int first_bucket = 0;
-    std::string first_from = "-";  // where the first bucket's ids start
-    if (after.has_value()) {
-      first_bucket = BucketOf(after->record_id);
-      first_from = "(" + after->record_id;
-      if (after->key.has_value()) {
-        SG_ASSIGN_OR_RETURN(bool more, take_record(after->record_id, after->key));
-        if (!more) {
-          stop_here();
-          return slice;
-        }
-      }
+  // Bucket by bucket, a batch of record ids at a time, one record after another, each step
+  // started from the answer to the one before, until the page is full or the table ends.
+  void ScanAsync(const std::string& table, const std::optional<ScanPosition>& after,
+                 const ReadLimits& limits, absl::Time deadline, ScanDone done) override {
+    auto scan = std::make_shared<ScanState>();
+    scan->after = after;
+    scan->limits = limits;
+    scan->deadline = deadline;
+    scan->done = std::move(done);
+    if (std::optional<std::string> epoch = CachedEpoch(table)) {
+      scan->epoch = *std::move(epoch);
+      return ScanFrom(std::move(scan));
     }
-    for (int bucket = first_bucket; bucket < kBuckets; ++bucket) {
-      const std::string index = IndexKey(epoch, bucket);
-      std::string from = bucket == first_bucket ? first_from : std::string("-");
-      for (;;) {
-        SG_ASSIGN_OR_RETURN(std::vector<std::string> ids, ListIds(index, from));
-        if (ids.empty()) break;
-        for (const std::string& id : ids) {
-          SG_ASSIGN_OR_RETURN(bool more, take_record(id, std::nullopt));
-          if (!more) {
-            stop_here();
-            return slice;
-          }
-        }
-        from = "(" + ids.back();
-      }
-    }
-    return slice;
+    EpochAsync(table, deadline, [this, scan](absl::StatusOr<std::string> epoch) mutable {
+      if (!epoch.ok()) return std::move(scan->done)(epoch.status());
+      scan->epoch = *std::move(epoch);
+      ScanFrom(std::move(scan));
+    });
   }
 
  private:
+  // ---- Scans ----
+
+  // A scan in flight, carried from one answer to the next step.
+  struct ScanState {
+    std::string epoch;
+    std::optional<ScanPosition> after;
+    ReadLimits limits;
+    absl::Time deadline;
+    TableSlice slice;
+    PageBudget budget;
+    int bucket = 0;
+    std::string from = "-";        // where the bucket's next batch of ids starts
+    std::vector<std::string> ids;  // the batch being read
+    size_t next = 0;               // into ids
+    ScanDone done;
+  };
+
+  void ScanFrom(std::shared_ptr<ScanState> scan) {
+    if (!scan->after.has_value()) return ScanNextBatch(std::move(scan));
+    const ScanPosition& after = *scan->after;
+    scan->bucket = BucketOf(after.record_id);
+    scan->from = "(" + after.record_id;
+    if (!after.key.has_value()) return ScanNextBatch(std::move(scan));
+    // The rest of the record the last page stopped in.
+    const std::string id = after.record_id;
+    KeySpan span;
+    span.after = after.key;
+    ScanRecord(std::move(scan), id, std::move(span),
+               [this](std::shared_ptr<ScanState> scan) { ScanNextBatch(std::move(scan)); });
+  }
+
+  // The next batch of ids of the current bucket, or of the next bucket with any.
+  void ScanNextBatch(std::shared_ptr<ScanState> scan) {
+    if (scan->bucket >= kBuckets) return FinishScan(std::move(scan), /*full=*/false);
+    const std::string index = IndexKey(scan->epoch, scan->bucket);
+    const std::string from = scan->from;
+    const absl::Time deadline = scan->deadline;
+    ListIdsAsync(index, from, deadline,
+                 [this, scan](absl::StatusOr<std::vector<std::string>> ids) mutable {
+                   if (!ids.ok()) return std::move(scan->done)(ids.status());
+                   if (ids->empty()) {
+                     scan->bucket++;
+                     scan->from = "-";
+                     return ScanNextBatch(std::move(scan));
+                   }
+                   scan->from = "(" + ids->back();
+                   scan->ids = *std::move(ids);
+                   scan->next = 0;
+                   ScanNextRecord(std::move(scan));
+                 });
+  }
+
+  void ScanNextRecord(std::shared_ptr<ScanState> scan) {
+    if (scan->next == scan->ids.size()) return ScanNextBatch(std::move(scan));
+    const std::string id = scan->ids[scan->next++];
+    ScanRecord(std::move(scan), id, KeySpan{},
+               [this](std::shared_ptr<ScanState> scan) { ScanNextRecord(std::move(scan)); });
+  }
+
+  // Reads record `id` into the page, then goes on with `then`, unless the page is full.
+  using ScanStep = absl::AnyInvocable<void(std::shared_ptr<ScanState> scan) &&>;
+  void ScanRecord(std::shared_ptr<ScanState> scan, const std::string& id, KeySpan span,
+                  ScanStep then) {
+    const PageBudget& budget = scan->budget;
+    if (budget.items > 0 && (budget.items >= scan->limits.max_items ||
+                             options_.clock->Now() >= scan->limits.soft_deadline)) {
+      return FinishScan(std::move(scan), /*full=*/true);
+    }
+    ReadRecordAsync(
+        scan->epoch, id, span, scan->limits, scan->budget, scan->deadline,
+        [this, scan, id, then = std::move(then)](absl::StatusOr<RecordSlice> part) mutable {
+          if (!part.ok()) return std::move(scan->done)(part.status());
+          for (const StoredItem& item : part->items) {
+            scan->budget.items++;
+            scan->budget.bytes += item.key.size() + item.value.size();
+          }
+          if (!part->items.empty()) {
+            scan->slice.records.push_back(ScannedRecord{id, std::move(part->items)});
+          }
+          if (part->resume_after.has_value()) return FinishScan(std::move(scan), /*full=*/true);
+          std::move(then)(std::move(scan));
+        });
+  }
+
+  // A full page resumes after its last item (a page's first read always takes one).
+  void FinishScan(std::shared_ptr<ScanState> scan, bool full) {
+    if (full && !scan->slice.records.empty()) {
+      const ScannedRecord& last = scan->slice.records.back();
+      scan->slice.resume = ScanPosition{last.record_id, last.items.back().key};
+    }
+    std::move(scan->done)(std::move(scan->slice));
+  }
+
   // How the engine's calls reach the cluster: inside a call (a finite deadline) the client
   // fails fast, so that the gateway answers UNAVAILABLE with pushback at once and the caller
   // retries on its own timer, holding nothing here meanwhile; outside one it retries through
@@ -610,9 +668,23 @@ class RedisClusterEngine : public StorageEngine {
   // Up to kIdBatch record ids of one index after `from` ("-" or "(id").
   absl::StatusOr<std::vector<std::string>> ListIds(const std::string& index,
                                                    const std::string& from) {
-    SG_ASSIGN_OR_RETURN(
-        std::vector<Reply> replies,
-        Run(index, {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)}}));
+    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies, Run(index, {ListIdsCommand(index, from)}));
+    return IdsOf(std::move(replies));
+  }
+  using IdsDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>> ids) &&>;
+  void ListIdsAsync(const std::string& index, const std::string& from, absl::Time deadline,
+                    IdsDone done) {
+    client_->Pipeline(
+        index, {ListIdsCommand(index, from)}, CallOptionsFor(deadline),
+        [done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
+          if (!replies.ok()) return std::move(done)(replies.status());
+          std::move(done)(IdsOf(*std::move(replies)));
+        });
+  }
+  static Command ListIdsCommand(const std::string& index, const std::string& from) {
+    return {"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)};
+  }
+  static absl::StatusOr<std::vector<std::string>> IdsOf(std::vector<Reply> replies) {
     if (replies[0].type != Reply::Type::kArray) return ScriptError(replies[0], "list records");
     std::vector<std::string> ids;
     for (Reply& element : replies[0].elements) ids.push_back(std::move(element.str));
