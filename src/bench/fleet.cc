@@ -64,6 +64,23 @@ absl::Status SetFaultsAt(const std::string& address, std::string_view ns,
   return absl::OkStatus();
 }
 
+// VmRSS and VmHWM of process `pid`, in bytes; nullopt if /proc does not say.
+std::optional<GatewayMemory> ProcessMemory(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  GatewayMemory memory;
+  int found = 0;
+  for (std::string line; std::getline(status, line);) {
+    for (auto [field, out] : {std::pair{"VmRSS:", &memory.resident_bytes},
+                              std::pair{"VmHWM:", &memory.peak_bytes}}) {
+      if (line.rfind(field, 0) != 0) continue;
+      *out = std::strtoll(line.c_str() + std::strlen(field), nullptr, 10) * 1024;  // "123 kB"
+      ++found;
+    }
+  }
+  if (found != 2) return std::nullopt;
+  return memory;
+}
+
 // ---- Local gateways ----
 
 struct Child {
@@ -171,6 +188,25 @@ class LocalFleet final : public Fleet {
                                                      child.process->LogTail(kLogTailBytes)));
     }
     return absl::OkStatus();
+  }
+
+  std::optional<GatewayMemory> Memory() const override {
+    GatewayMemory total;
+    for (const Child& child : children_) {
+      if (child.pid() <= 0) continue;
+      const std::optional<GatewayMemory> memory = ProcessMemory(child.pid());
+      if (!memory.has_value()) return std::nullopt;
+      total.resident_bytes += memory->resident_bytes;
+      total.peak_bytes += memory->peak_bytes;
+    }
+    return total;
+  }
+
+  void ResetMemoryPeak() override {
+    for (const Child& child : children_) {
+      // "5" resets VmHWM to VmRSS (proc(5)); a kernel without it keeps the older peak.
+      if (child.pid() > 0) std::ofstream(absl::StrCat("/proc/", child.pid(), "/clear_refs")) << "5";
+    }
   }
 
   absl::Status Stop() override {
@@ -335,6 +371,8 @@ class AttachedFleet final : public Fleet {
   }
 
   absl::Status Stop() override { return absl::OkStatus(); }
+  std::optional<GatewayMemory> Memory() const override { return std::nullopt; }
+  void ResetMemoryPeak() override {}
 
  private:
   struct Paused {

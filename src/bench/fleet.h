@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,12 @@ struct LocalFleetOptions {
   absl::Duration start_timeout = absl::Seconds(20);
   // How long each gateway gets to exit after SIGTERM before it is SIGKILLed. Default: 10 s.
   absl::Duration stop_timeout = absl::Seconds(10);
+};
+
+// The gateways' resident memory, summed over those running (Linux's /proc/<pid>/status).
+struct GatewayMemory {
+  int64_t resident_bytes = 0;  // now (VmRSS)
+  int64_t peak_bytes = 0;      // the most since the last ResetMemoryPeak or start (VmHWM)
 };
 
 class Fleet {
@@ -97,6 +104,13 @@ class Fleet {
   // Stops local gateways (nothing for attached ones); idempotent. INTERNAL if one had to be
   // killed or exited with an error.
   [[nodiscard]] virtual absl::Status Stop() = 0;
+
+  // Local gateways' memory; nullopt for attached ones, or if /proc cannot tell. Neither
+  // this nor ResetMemoryPeak may run while Restart or Kill does.
+  [[nodiscard]] virtual std::optional<GatewayMemory> Memory() const = 0;
+  // Starts the peak of Memory() over from the gateways' memory now (/proc/<pid>/clear_refs);
+  // nothing for attached ones.
+  virtual void ResetMemoryPeak() = 0;
 };
 
 // The `stategate` binary in the directory of this process's executable (/proc/self/exe).

@@ -32,6 +32,9 @@ void LoadRecorder::RecordUnfinished(absl::Duration start_offset, absl::Duration 
 }
 
 // `error` is empty for a success.
+// The error key of a shed call (absl::StatusCodeToString).
+constexpr char kShedCode[] = "RESOURCE_EXHAUSTED";
+
 void LoadRecorder::Add(absl::Duration start_offset, absl::Duration latency, bool within_slo,
                        const std::string& error, std::string_view message) {
   if (!error.empty() && !total_.error_examples.contains(error)) {
@@ -49,6 +52,7 @@ void LoadRecorder::Add(absl::Duration start_offset, absl::Duration latency, bool
       if (within_slo) ++stats->ok_within_slo;
     } else {
       ++stats->errors[error];
+      if (error == kShedCode) stats->shed_latency_us.Record(latency_us);
     }
   }
 }

@@ -29,6 +29,8 @@ struct LoadStats {
   // at the end of a run).
   std::map<std::string, int64_t> errors;
   Histogram latency_us;  // of every recorded operation, failed ones included
+  // Of the operations refused with RESOURCE_EXHAUSTED: shed by the client or a gateway.
+  Histogram shed_latency_us;
   // The first message of each error code (LoadRecorder::Total only), to tell why.
   std::map<std::string, std::string> error_examples;
 

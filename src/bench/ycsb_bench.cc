@@ -758,11 +758,17 @@ class Bench {
                       ? absl::StrFormat(", %.0f ops/s in the fault window", overload_rate)
                       : "")
               << ", " << absl::FormatDuration(duration) << std::endl;
+    // The gateways' memory over the run: every queue is bounded, so an overload must not
+    // grow it.
+    if (env.fleet != nullptr) env.fleet->ResetMemoryPeak();
+    const std::optional<GatewayMemory> memory_at_start =
+        env.fleet != nullptr ? env.fleet->Memory() : std::nullopt;
     int64_t issued = 0;
     absl::Duration measured = duration;  // a closed loop may stop early, at --ops
     absl::Duration max_issue_lag;
     absl::Status fault_status;
     std::optional<absl::Duration> onset, end;
+    std::optional<GatewayMemory> memory_at_end;
     {
       ProgressPrinter printer(recorder, progress_, label);
       const absl::Time start = absl::Now();
@@ -802,6 +808,7 @@ class Bench {
       fault_status = faults.Finish();
       onset = faults.onset();
       end = faults.end();
+      memory_at_end = env.fleet != nullptr ? env.fleet->Memory() : std::nullopt;
       if (scenario == "overload") {
         onset = FaultController::PlannedOnset(timing);
         end = FaultController::PlannedEnd(timing);
@@ -844,6 +851,16 @@ class Bench {
     run["p99_us"] = total.latency_us.Percentile(0.99);
     run["p999_us"] = total.latency_us.Percentile(0.999);
     run["max_us"] = total.latency_us.Max();
+    // How fast a shed call learns it was shed (RESOURCE_EXHAUSTED, by the client or a gateway).
+    if (total.shed_latency_us.Count() > 0) {
+      run["shed_p50_us"] = total.shed_latency_us.Percentile(0.5);
+      run["shed_p99_us"] = total.shed_latency_us.Percentile(0.99);
+    }
+    if (memory_at_start.has_value() && memory_at_end.has_value()) {
+      run["gateway_memory"] = {{"start_bytes", memory_at_start->resident_bytes},
+                               {"peak_bytes", memory_at_end->peak_bytes},
+                               {"end_bytes", memory_at_end->resident_bytes}};
+    }
     run["slo_target_us"] = absl::ToInt64Microseconds(SloTarget(OpKind::kRead));
     nlohmann::json slo_targets = nlohmann::json::object();
     for (OpKind kind : ycsb::OperationKinds(w)) {
@@ -1181,6 +1198,20 @@ std::string FormatYcsbTable(const nlohmann::json& results) {
                             r["capacity"].get<double>(), within, goodput,
                             100 * goodput / r["capacity"].get<double>(),
                             within > 0 ? 100 * goodput / within : 0.0);
+      std::vector<std::string> more;
+      if (r.contains("shed_p99_us")) {
+        more.push_back(absl::StrFormat("shed calls answered in p50 %.2f ms, p99 %.2f ms",
+                                       r["shed_p50_us"].get<int64_t>() / 1000.0,
+                                       r["shed_p99_us"].get<int64_t>() / 1000.0));
+      }
+      if (r.contains("gateway_memory")) {
+        const nlohmann::json& m = r["gateway_memory"];
+        const auto mib = [&m](const char* field) { return m[field].get<int64_t>() / 1048576.0; };
+        more.push_back(absl::StrFormat(
+            "the gateways' memory %.0f MiB at the start, %.0f MiB at the peak, %.0f MiB at the end",
+            mib("start_bytes"), mib("peak_bytes"), mib("end_bytes")));
+      }
+      if (!more.empty()) absl::StrAppend(&out, "   ", absl::StrJoin(more, "; "), "\n");
     }
     if (r.contains("shards")) {
       std::vector<std::string> shards;

@@ -173,6 +173,11 @@ TEST_F(YcsbBenchSmokeTest, EveryGatewayScenarioWithBothModesOnRocksDb) {
     if (run["mode"] == "full" && run["scenario"] != "overload") {
       EXPECT_GE(run["attempts_per_op"].get<double>(), 1.0) << run["scenario"];
     }
+    // The gateways' memory, from /proc: a peak at least what they hold at the end.
+    ASSERT_TRUE(run.contains("gateway_memory")) << run["scenario"];
+    const nlohmann::json& memory = run["gateway_memory"];
+    EXPECT_GT(memory["start_bytes"].get<int64_t>(), 0);
+    EXPECT_GE(memory["peak_bytes"].get<int64_t>(), memory["end_bytes"].get<int64_t>());
   }
   EXPECT_THAT(progress_, HasSubstr("ops/s, p99"));  // the per-second progress line
   EXPECT_EQ(results["loads"].size(), 1u);

@@ -58,6 +58,19 @@ TEST(LoadRecorderTest, CountsByIntervalOfStartAndByCode) {
   EXPECT_EQ(recorder.Interval(7).ops, 0);
 }
 
+TEST(LoadRecorderTest, ShedCallsHaveTheirOwnLatencies) {
+  LoadRecorder recorder;
+  recorder.Record(absl::ZeroDuration(), absl::Milliseconds(40), absl::OkStatus(), kSlo);
+  recorder.Record(absl::ZeroDuration(), absl::Microseconds(300),
+                  absl::ResourceExhaustedError("shed"), kSlo);
+  recorder.Record(absl::ZeroDuration(), absl::Milliseconds(20), absl::UnavailableError("x"),
+                  kSlo);
+  const LoadStats total = recorder.Total();
+  EXPECT_EQ(total.shed_latency_us.Count(), 1);
+  EXPECT_LE(total.shed_latency_us.Max(), 1000);  // the shed call alone
+  EXPECT_GE(total.latency_us.Max(), 40'000);
+}
+
 TEST(WhyNinesTest, NoFaultMeansTheWholeRunIsTheBlastRadiusAndNothingToRecover) {
   const WhyNines nines =
       ComputeWhyNines(Series(10, {4}), absl::Seconds(1), std::nullopt, std::nullopt);
