@@ -100,6 +100,22 @@ void ReliableCaller::WakePermitWaiter() {
   --depth;
 }
 
+bool ReliableCaller::MayWaitForPermit(int rank) const {
+  const int64_t now_us = clock_->NowMicros();
+  const int64_t no_wait_us = absl::ToInt64Microseconds(
+      std::max(kMinNoWaitAfterAWaitRanOut, 2 * options_.limiter_max_wait));
+  for (int r = 0; r <= rank && r < kPriorityTiers; ++r) {
+    if (now_us - wait_ran_out_us_[r].load() < no_wait_us) {
+      return false;  // calls as important as this one wait in vain
+    }
+  }
+  return true;
+}
+
+void ReliableCaller::OnPermitWaitRanOut(int rank) {
+  if (rank >= 0 && rank < kPriorityTiers) wait_ran_out_us_[rank].store(clock_->NowMicros());
+}
+
 bool ReliableCaller::Usable(const Endpoint& endpoint) const {
   if (clock_->NowMicros() < endpoint.avoid_until_us.load()) return false;
   return endpoint.channel == nullptr ||

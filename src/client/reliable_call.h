@@ -28,6 +28,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -77,6 +78,12 @@ struct Endpoint {
 
 // Calls waiting for a concurrency permit at once, at most; past it a call fails at once.
 inline constexpr size_t kMaxPermitWaiters = 1024;
+// For twice limiter_max_wait after a call waited it out without a permit, and at least
+// this long, calls of its tier and of less important ones fail at once instead of waiting:
+// a queue that does not drain is an overload, where waiting only makes every call later
+// (as CoDel drops at the door once queueing delay persists), not a burst, which a short
+// wait rides out.
+inline constexpr absl::Duration kMinNoWaitAfterAWaitRanOut = absl::Milliseconds(100);
 
 // How long a gateway that said it is draining gets no new attempts while others remain, at
 // most: its notice, its shutdown and a restart. It is back sooner once it says SERVING.
@@ -159,6 +166,10 @@ class ReliableCaller {
   void ProbeDraining(size_t endpoint);
   // A permit was reported: the next call waiting for one, if any, tries again.
   void WakePermitWaiter();
+  // Whether a call of `rank` may wait for a permit now (kMinNoWaitAfterAWaitRanOut).
+  bool MayWaitForPermit(int rank) const;
+  // A call of `rank` waited out limiter_max_wait without a permit.
+  void OnPermitWaitRanOut(int rank);
   // Picks the endpoint of a new attempt among the usable ones (all, if none is), never
   // `exclude` if another exists.
   size_t PickEndpoint(std::optional<size_t> exclude);
@@ -177,6 +188,8 @@ class ReliableCaller {
   reliability::HedgeBudget hedge_budget_;
   reliability::PauseDetector pause_detector_;
   reliability::PermitQueue permit_waiters_{kMaxPermitWaiters};
+  // When a call of each tier (by rank) last waited out limiter_max_wait, unix µs.
+  std::array<std::atomic<int64_t>, kPriorityTiers> wait_ran_out_us_{};
   DelayQueue timers_;
 
   absl::Mutex rng_mu_;
@@ -266,7 +279,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     // A call without a priority may fill the whole limit, as before tiers existed, and
     // waits as a critical one.
     const double share = spec_.priority.has_value() ? LimitShare(*spec_.priority) : 1.0;
-    const int rank = PriorityRank(spec_.priority.value_or(Priority::kCritical));
+    const int rank = Rank();
     // While a more important call waits for a permit, this one does not take one.
     if (!caller_->permit_waiters_.AnyMoreImportantThan(rank)) {
       attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire(share);
@@ -285,7 +298,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       if (hedge) {
         caller_->counters_.limiter_refusals++;
       } else if (outstanding_ == 0) {
-        WaitForPermitLocked(rank, exclude);
+        WaitForPermitLocked(exclude);
       }
       return nullptr;
     }
@@ -419,18 +432,22 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     caller_->timers_.Schedule(delay, [self] { self->OnRetryTimer(); });
   }
 
+  // The call's tier as the permit queue orders it: without a priority, as a critical one.
+  int Rank() const { return PriorityRank(spec_.priority.value_or(Priority::kCritical)); }
+
   // Every endpoint refused a permit: queue for one until started_at_ + limiter_max_wait
-  // (at most the deadline), or fail now if that has passed or the queue is full.
-  void WaitForPermitLocked(int rank, std::optional<size_t> exclude)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // (at most the deadline), or fail now if that has passed, the queue is full, or calls of
+  // this tier have been waiting in vain (kMinNoWaitAfterAWaitRanOut).
+  void WaitForPermitLocked(std::optional<size_t> exclude) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Time now = caller_->clock_->Now();
     const absl::Time wait_until =
         std::min(deadline_, started_at_ + caller_->options_.limiter_max_wait);
-    if (now < wait_until) {
+    if (now < wait_until && caller_->MayWaitForPermit(Rank())) {
       auto self = this->shared_from_this();
       permit_ticket_ =
-          caller_->permit_waiters_.Push(rank, [self, exclude] { self->OnPermitFreed(exclude); });
+          caller_->permit_waiters_.Push(Rank(), [self, exclude] { self->OnPermitFreed(exclude); });
       if (permit_ticket_.has_value()) {
+        waited_for_permit_ = true;
         if (!permit_wait_timer_.has_value()) {
           permit_wait_timer_ =
               caller_->timers_.Schedule(wait_until - now, [self] { self->OnPermitWaitOver(); });
@@ -438,6 +455,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
         return;
       }
     }
+    // Woken too late: another call took the permit as its wait ran out.
+    if (waited_for_permit_ && now >= wait_until) caller_->OnPermitWaitRanOut(Rank());
     RefuseLocked();
   }
 
@@ -478,6 +497,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       if (caller_->shutting_down_.load()) {
         FinishLocked(absl::CancelledError("the client is shutting down"), nullptr);
       } else {
+        caller_->OnPermitWaitRanOut(Rank());
         RefuseLocked();
       }
     }
@@ -630,6 +650,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   // Set while the call waits in the permit queue, and the end of that wait.
   std::optional<reliability::PermitQueue::Ticket> permit_ticket_ ABSL_GUARDED_BY(mu_);
   std::optional<DelayQueue::Handle> permit_wait_timer_ ABSL_GUARDED_BY(mu_);
+  bool waited_for_permit_ ABSL_GUARDED_BY(mu_) = false;
   // The outcome, set once by FinishLocked and read once by Deliver.
   absl::Status status_;
   Response response_;

@@ -12,13 +12,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "src/common/priority.h"
 #include "stategate/kv_client.h"
 #include "stategate/v1/admin.grpc.pb.h"
 #include "test/lib/server_process.h"
@@ -275,6 +278,59 @@ TEST_F(ReliableClientFaultTest, CallsOverTheLimitWaitForAPermitTheMostImportantF
   EXPECT_GE(first_waiting_normal, last_critical - kDelay / 2)
       << waiting_normals << " normal calls waited; the first finished after "
       << first_waiting_normal << ", the last critical one after " << last_critical;
+}
+
+// Waiting is for bursts. Once calls of a tier have waited out limiter_max_wait in vain (the
+// replicas answer after 1 s, so no permit frees for the 300 ms wait), further calls of that
+// tier and of less important ones fail at once instead of waiting too: an overload is
+// shed at the door, in well under the wait.
+TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing) {
+  constexpr absl::Duration kWait = absl::Milliseconds(300);
+  v1::FaultSpec slow;
+  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Seconds(1)));
+  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
+  ReliabilityOptions limited = ReliabilityOptions::Naive();
+  limited.limiter = "aimd";  // 20 per endpoint: normal calls may hold 16 of them
+  limited.limiter_max_wait = kWait;
+  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(10));
+
+  std::atomic<int> done{0}, refused{0};
+  const auto get = [&](Priority priority, std::function<void(absl::Status)> then) {
+    client->GetAsync(
+        "default", Id(0), "k",
+        [then = std::move(then)](absl::StatusOr<std::string> value) { then(value.status()); },
+        CallOptions{.priority = priority});
+  };
+  constexpr int kFirst = 80;  // 48 get a permit, 32 wait and run out
+  for (int c = 0; c < kFirst; ++c) {
+    get(Priority::kNormal, [&](absl::Status status) {
+      if (absl::IsResourceExhausted(status)) ++refused;
+      ++done;
+    });
+  }
+  for (absl::Time give_up = absl::Now() + absl::Seconds(5);
+       refused.load() < kFirst - 48 && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(refused.load(), kFirst - 48);
+
+  // Normal and sheddable calls now fail at once, as the first ones did after their wait.
+  for (Priority priority : {Priority::kNormal, Priority::kSheddable}) {
+    const absl::Time start = absl::Now();
+    absl::Notification answered;
+    absl::Status status;
+    get(priority, [&](absl::Status s) {
+      status = s;
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+    EXPECT_LT(absl::Now() - start, kWait / 2) << PriorityName(priority);
+  }
+  for (absl::Time give_up = absl::Now() + absl::Seconds(10);
+       done.load() < kFirst && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
 }
 
 TEST_F(ReliableClientFaultTest, ClientPausedPastItsTimeoutStillGetsTheAnswer) {
