@@ -74,8 +74,9 @@ struct ReliabilityOptions {
   // fails with RESOURCE_EXHAUSTED. Waiting calls get freed permits the most important
   // priority first, and while one waits a less important call gets none. The default
   // rides out a burst (a gateway restarting, a scheduler hiccup) without turning an
-  // overload into a queue: once a call waited it out in vain, calls of its tier and below
-  // fail at once for twice this long (at least 100 ms). Zero = fail at once. A closed-loop caller that would rather
+  // overload into a queue: once calls have waited it out in vain for 100 ms on end, calls
+  // of their tier and below fail at once, until twice this long (at least 100 ms) passes
+  // without such a wait. Zero = fail at once. A closed-loop caller that would rather
   // slow down than fail (e.g. through a failover, when every call stalls) sets seconds.
   absl::Duration limiter_max_wait = absl::Milliseconds(5);
   // Power of two choices by peak-EWMA latency × (outstanding + 1); off = round robin.

@@ -100,20 +100,32 @@ void ReliableCaller::WakePermitWaiter() {
   --depth;
 }
 
+absl::Duration ReliableCaller::NoWait() const {
+  return std::max(kMinNoWait, 2 * options_.limiter_max_wait);
+}
+
 bool ReliableCaller::MayWaitForPermit(int rank) const {
   const int64_t now_us = clock_->NowMicros();
-  const int64_t no_wait_us = absl::ToInt64Microseconds(
-      std::max(kMinNoWaitAfterAWaitRanOut, 2 * options_.limiter_max_wait));
+  const int64_t no_wait_us = absl::ToInt64Microseconds(NoWait());
+  const int64_t persistent_us = absl::ToInt64Microseconds(kPersistentWaitsRunOut);
   for (int r = 0; r <= rank && r < kPriorityTiers; ++r) {
-    if (now_us - wait_ran_out_us_[r].load() < no_wait_us) {
-      return false;  // calls as important as this one wait in vain
+    const int64_t last_us = waits_run_out_[r].last_us.load();
+    if (now_us - last_us < no_wait_us && last_us - waits_run_out_[r].first_us.load() >= persistent_us) {
+      return false;  // calls as important as this one have waited in vain for a while
     }
   }
   return true;
 }
 
 void ReliableCaller::OnPermitWaitRanOut(int rank) {
-  if (rank >= 0 && rank < kPriorityTiers) wait_ran_out_us_[rank].store(clock_->NowMicros());
+  if (rank < 0 || rank >= kPriorityTiers) return;
+  WaitsRunOut& waits = waits_run_out_[rank];
+  const int64_t now_us = clock_->NowMicros();
+  // A gap longer than twice the door ends a run: the door opened, and calls got permits.
+  if (now_us - waits.last_us.load() > 2 * absl::ToInt64Microseconds(NoWait())) {
+    waits.first_us.store(now_us);
+  }
+  waits.last_us.store(now_us);
 }
 
 bool ReliableCaller::Usable(const Endpoint& endpoint) const {

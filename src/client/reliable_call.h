@@ -78,12 +78,14 @@ struct Endpoint {
 
 // Calls waiting for a concurrency permit at once, at most; past it a call fails at once.
 inline constexpr size_t kMaxPermitWaiters = 1024;
-// For twice limiter_max_wait after a call waited it out without a permit, and at least
-// this long, calls of its tier and of less important ones fail at once instead of waiting:
-// a queue that does not drain is an overload, where waiting only makes every call later
-// (as CoDel drops at the door once queueing delay persists), not a burst, which a short
-// wait rides out.
-inline constexpr absl::Duration kMinNoWaitAfterAWaitRanOut = absl::Milliseconds(100);
+// Waits that run out without a permit for kPersistentWaitsRunOut on end (no gap longer than
+// twice the door below) are an overload, not a burst: waiting then only makes every call
+// later. From then on, for twice limiter_max_wait after the last such wait (at least
+// kMinNoWait), calls of that tier and of less important ones fail at once instead of
+// waiting, as CoDel drops at the door once queueing delay has persisted for an interval.
+// A stall shorter than that (a gateway restarting, a scheduler hiccup) is waited out.
+inline constexpr absl::Duration kPersistentWaitsRunOut = absl::Milliseconds(100);
+inline constexpr absl::Duration kMinNoWait = absl::Milliseconds(100);
 
 // How long a gateway that said it is draining gets no new attempts while others remain, at
 // most: its notice, its shutdown and a restart. It is back sooner once it says SERVING.
@@ -166,7 +168,7 @@ class ReliableCaller {
   void ProbeDraining(size_t endpoint);
   // A permit was reported: the next call waiting for one, if any, tries again.
   void WakePermitWaiter();
-  // Whether a call of `rank` may wait for a permit now (kMinNoWaitAfterAWaitRanOut).
+  // Whether a call of `rank` may wait for a permit now (kPersistentWaitsRunOut).
   bool MayWaitForPermit(int rank) const;
   // A call of `rank` waited out limiter_max_wait without a permit.
   void OnPermitWaitRanOut(int rank);
@@ -188,8 +190,15 @@ class ReliableCaller {
   reliability::HedgeBudget hedge_budget_;
   reliability::PauseDetector pause_detector_;
   reliability::PermitQueue permit_waiters_{kMaxPermitWaiters};
-  // When a call of each tier (by rank) last waited out limiter_max_wait, unix µs.
-  std::array<std::atomic<int64_t>, kPriorityTiers> wait_ran_out_us_{};
+  // Per tier (by rank), the waits that ran out without a permit lately (unix µs): the first
+  // and the last of the current run of them.
+  struct WaitsRunOut {
+    std::atomic<int64_t> first_us{0};
+    std::atomic<int64_t> last_us{0};
+  };
+  std::array<WaitsRunOut, kPriorityTiers> waits_run_out_;
+  // How long calls fail at once after the last wait that ran out, once they persist.
+  absl::Duration NoWait() const;
   DelayQueue timers_;
 
   absl::Mutex rng_mu_;
@@ -437,7 +446,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
 
   // Every endpoint refused a permit: queue for one until started_at_ + limiter_max_wait
   // (at most the deadline), or fail now if that has passed, the queue is full, or calls of
-  // this tier have been waiting in vain (kMinNoWaitAfterAWaitRanOut).
+  // this tier have been waiting in vain (kPersistentWaitsRunOut).
   void WaitForPermitLocked(std::optional<size_t> exclude) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Time now = caller_->clock_->Now();
     const absl::Time wait_until =

@@ -280,10 +280,10 @@ TEST_F(ReliableClientFaultTest, CallsOverTheLimitWaitForAPermitTheMostImportantF
       << first_waiting_normal << ", the last critical one after " << last_critical;
 }
 
-// Waiting is for bursts. Once calls of a tier have waited out limiter_max_wait in vain (the
-// replicas answer after 1 s, so no permit frees for the 300 ms wait), further calls of that
-// tier and of less important ones fail at once instead of waiting too: an overload is
-// shed at the door, in well under the wait.
+// Waiting is for bursts. Once calls of a tier have waited out limiter_max_wait in vain for
+// 100 ms on end (the replicas answer after 1 s, so no permit frees: waits run out at 300 ms
+// and at 450 ms), further calls of that tier and of less important ones fail at once
+// instead of waiting too: an overload is shed at the door, in well under the wait.
 TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing) {
   constexpr absl::Duration kWait = absl::Milliseconds(300);
   v1::FaultSpec slow;
@@ -301,18 +301,33 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
         [then = std::move(then)](absl::StatusOr<std::string> value) { then(value.status()); },
         CallOptions{.priority = priority});
   };
+  const auto count = [&](absl::Status status) {
+    if (absl::IsResourceExhausted(status)) ++refused;
+    ++done;
+  };
   constexpr int kFirst = 80;  // 48 get a permit, 32 wait and run out
-  for (int c = 0; c < kFirst; ++c) {
-    get(Priority::kNormal, [&](absl::Status status) {
-      if (absl::IsResourceExhausted(status)) ++refused;
-      ++done;
-    });
-  }
+  constexpr int kSecond = 10;  // wait 150 ms later, and run out 150 ms later
+  for (int c = 0; c < kFirst; ++c) get(Priority::kNormal, count);
+  absl::SleepFor(absl::Milliseconds(150));
+  for (int c = 0; c < kSecond; ++c) get(Priority::kNormal, count);
+  // Waits that ran out all at once are a burst, not yet an overload: a call made right
+  // after the first 32 ran out (at 300 ms) still waits its 300 ms.
   for (absl::Time give_up = absl::Now() + absl::Seconds(5);
        refused.load() < kFirst - 48 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(2));
   }
-  ASSERT_EQ(refused.load(), kFirst - 48);
+  const absl::Time probe_start = absl::Now();
+  std::atomic<int64_t> probe_us{-1};
+  get(Priority::kNormal, [&](absl::Status status) {
+    probe_us = absl::ToInt64Microseconds(absl::Now() - probe_start);
+    count(status);
+  });
+  for (absl::Time give_up = absl::Now() + absl::Seconds(5);
+       refused.load() < kFirst + kSecond + 1 - 48 && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(refused.load(), kFirst + kSecond + 1 - 48);
+  EXPECT_GE(probe_us.load(), absl::ToInt64Microseconds(kWait) * 3 / 4);
 
   // Normal and sheddable calls now fail at once, as the first ones did after their wait.
   for (Priority priority : {Priority::kNormal, Priority::kSheddable}) {
@@ -328,7 +343,7 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
     EXPECT_LT(absl::Now() - start, kWait / 2) << PriorityName(priority);
   }
   for (absl::Time give_up = absl::Now() + absl::Seconds(10);
-       done.load() < kFirst && absl::Now() < give_up;) {
+       done.load() < kFirst + kSecond + 1 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
