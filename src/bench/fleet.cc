@@ -70,8 +70,8 @@ std::optional<GatewayMemory> ProcessMemory(pid_t pid) {
   GatewayMemory memory;
   int found = 0;
   for (std::string line; std::getline(status, line);) {
-    for (auto [field, out] : {std::pair{"VmRSS:", &memory.resident_bytes},
-                              std::pair{"VmHWM:", &memory.peak_bytes}}) {
+    for (auto [field, out] :
+         {std::pair{"VmRSS:", &memory.resident_bytes}, std::pair{"VmHWM:", &memory.peak_bytes}}) {
       if (line.rfind(field, 0) != 0) continue;
       *out = std::strtoll(line.c_str() + std::strlen(field), nullptr, 10) * 1024;  // "123 kB"
       ++found;

@@ -63,8 +63,7 @@ TEST(LoadRecorderTest, ShedCallsHaveTheirOwnLatencies) {
   recorder.Record(absl::ZeroDuration(), absl::Milliseconds(40), absl::OkStatus(), kSlo);
   recorder.Record(absl::ZeroDuration(), absl::Microseconds(300),
                   absl::ResourceExhaustedError("shed"), kSlo);
-  recorder.Record(absl::ZeroDuration(), absl::Milliseconds(20), absl::UnavailableError("x"),
-                  kSlo);
+  recorder.Record(absl::ZeroDuration(), absl::Milliseconds(20), absl::UnavailableError("x"), kSlo);
   const LoadStats total = recorder.Total();
   EXPECT_EQ(total.shed_latency_us.Count(), 1);
   EXPECT_LE(total.shed_latency_us.Max(), 1000);  // the shed call alone

@@ -110,7 +110,8 @@ bool ReliableCaller::MayWaitForPermit(int rank) const {
   const int64_t persistent_us = absl::ToInt64Microseconds(kPersistentWaitsRunOut);
   for (int r = 0; r <= rank && r < kPriorityTiers; ++r) {
     const int64_t last_us = waits_run_out_[r].last_us.load();
-    if (now_us - last_us < no_wait_us && last_us - waits_run_out_[r].first_us.load() >= persistent_us) {
+    if (now_us - last_us < no_wait_us &&
+        last_us - waits_run_out_[r].first_us.load() >= persistent_us) {
       return false;  // calls as important as this one have waited in vain for a while
     }
   }

@@ -221,7 +221,7 @@ TEST_F(KvStoreAsyncTest, ScansPageThroughEveryRecordAsTheBlockingFormDoes) {
   v1::ScanItemsRequest scan;
   scan.set_namespace_(ns_.name);
   scan.mutable_selection()->set_item_limit(3);  // pages end inside records too
-  ns_.range_read.target = absl::Seconds(10);     // and only there, however slow the machine
+  ns_.range_read.target = absl::Seconds(10);    // and only there, however slow the machine
   std::set<std::string> seen;
   int items = 0, pages = 0;
   do {

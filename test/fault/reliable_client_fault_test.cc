@@ -305,7 +305,7 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
     if (absl::IsResourceExhausted(status)) ++refused;
     ++done;
   };
-  constexpr int kFirst = 80;  // 48 get a permit, 32 wait and run out
+  constexpr int kFirst = 80;   // 48 get a permit, 32 wait and run out
   constexpr int kSecond = 10;  // wait 150 ms later, and run out 150 ms later
   for (int c = 0; c < kFirst; ++c) get(Priority::kNormal, count);
   absl::SleepFor(absl::Milliseconds(150));

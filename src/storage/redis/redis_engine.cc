@@ -674,12 +674,11 @@ class RedisClusterEngine : public StorageEngine {
   using IdsDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>> ids) &&>;
   void ListIdsAsync(const std::string& index, const std::string& from, absl::Time deadline,
                     IdsDone done) {
-    client_->Pipeline(
-        index, {ListIdsCommand(index, from)}, CallOptionsFor(deadline),
-        [done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
-          if (!replies.ok()) return std::move(done)(replies.status());
-          std::move(done)(IdsOf(*std::move(replies)));
-        });
+    client_->Pipeline(index, {ListIdsCommand(index, from)}, CallOptionsFor(deadline),
+                      [done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
+                        if (!replies.ok()) return std::move(done)(replies.status());
+                        std::move(done)(IdsOf(*std::move(replies)));
+                      });
   }
   static Command ListIdsCommand(const std::string& index, const std::string& from) {
     return {"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)};
