@@ -15,9 +15,9 @@
 //      at once, on the admitting thread, from what the engine holds in memory
 //      (memory_only.h: RocksDB's memtables and block cache). What needs a thread that may
 //      wait (disk I/O, a chunked value's chunks) runs on the lane of its engine and shard
-//      (engine_pools.h), or fails at once when that lane's queue is full. It is dropped if its caller gave up or
-//      its deadline passed while it waited (shed, RESOURCE_EXHAUSTED with pushback, when
-//      only its SLO budget passed). The engine gives up at the call's deadline: its
+//      (engine_pools.h), or fails at once when that lane's queue is full. It is dropped if its
+//      caller gave up or its deadline passed while it waited (shed, RESOURCE_EXHAUSTED with
+//      pushback, when only its SLO budget passed). The engine gives up at the call's deadline: its
 //      own, or 90 % of the namespace's SLO max for what it does after admission, whichever
 //      comes first (call_deadline.h).
 //   5. The answer, with the config version in the trailing metadata. A shard's UNAVAILABLE

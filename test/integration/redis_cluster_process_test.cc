@@ -79,10 +79,9 @@ std::string WriteConfig(const TempDir& dir, const std::string& yaml) {
   return path;
 }
 
-std::unique_ptr<KvClient> ClientFor(const std::vector<std::string>& addresses,
-                                    absl::Duration timeout = absl::Seconds(5),
-                                    absl::Duration limiter_max_wait =
-                                        ReliabilityOptions{}.limiter_max_wait) {
+std::unique_ptr<KvClient> ClientFor(
+    const std::vector<std::string>& addresses, absl::Duration timeout = absl::Seconds(5),
+    absl::Duration limiter_max_wait = ReliabilityOptions{}.limiter_max_wait) {
   KvClientOptions options;
   options.address = addresses[0];
   options.more_addresses.assign(addresses.begin() + 1, addresses.end());
@@ -314,7 +313,8 @@ TEST(RedisClusterProcessTest, ARestartedGatewayTakesCallsAgainAsSoonAsItServes) 
   std::atomic<bool> stop{false};
   std::thread load([&] {
     for (int i = 0; !stop; ++i) {
-      EXPECT_TRUE(client->Put("default", absl::StrCat("drained-", run, "-", i % 20), "k", "v").ok());
+      EXPECT_TRUE(
+          client->Put("default", absl::StrCat("drained-", run, "-", i % 20), "k", "v").ok());
     }
   });
   absl::SleepFor(absl::Milliseconds(300));
@@ -328,7 +328,8 @@ TEST(RedisClusterProcessTest, ARestartedGatewayTakesCallsAgainAsSoonAsItServes) 
   gateways[1].Signal(SIGKILL);
   gateways[1].Wait();
   for (int i = 0; i < 20; ++i) {
-    const absl::Status status = client->Put("default", absl::StrCat("after-", run, "-", i), "k", "v");
+    const absl::Status status =
+        client->Put("default", absl::StrCat("after-", run, "-", i), "k", "v");
     EXPECT_TRUE(status.ok()) << "call " << i << ", " << absl::Now() - restarted
                              << " after the restart was healthy: " << status;
   }

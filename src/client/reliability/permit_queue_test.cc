@@ -21,8 +21,8 @@ TEST(PermitQueueTest, WakesTheMostImportantTierFirstAndTheOldestWithinATier) {
   ASSERT_TRUE(queue.Push(0, wake("critical 1")).has_value());
   ASSERT_TRUE(queue.Push(1, wake("normal 2")).has_value());
   while (PermitQueue::Wake next = queue.Pop()) next();
-  EXPECT_THAT(woken, ElementsAre("critical 1", "normal 1", "normal 2", "sheddable 1",
-                                 "sheddable 2"));
+  EXPECT_THAT(woken,
+              ElementsAre("critical 1", "normal 1", "normal 2", "sheddable 1", "sheddable 2"));
   EXPECT_EQ(queue.Pop(), nullptr);
 }
 
@@ -47,8 +47,8 @@ TEST(PermitQueueTest, IsBoundedAndARemovedOrPoppedWaiterIsNotWokenTwice) {
   ASSERT_TRUE(second.has_value());
   EXPECT_FALSE(queue.Push(0, [] {}).has_value());  // full, whatever the tier
   EXPECT_EQ(queue.size(), 2u);
-  EXPECT_TRUE(queue.Remove(*first));    // its wait ran out
-  EXPECT_FALSE(queue.Remove(*first));   // once only
+  EXPECT_TRUE(queue.Remove(*first));   // its wait ran out
+  EXPECT_FALSE(queue.Remove(*first));  // once only
   PermitQueue::Wake next = queue.Pop();
   ASSERT_NE(next, nullptr);
   next();
