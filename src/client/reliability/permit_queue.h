@@ -6,9 +6,11 @@
 // the gateway's admission does, instead of serving whoever asked last.
 //
 // Bounded: Push refuses past `capacity` waiters. Thread-safe; a wake-up runs on the thread
-// that popped it, after the queue's lock is released.
+// that popped it, after the queue's lock is released. Pop and AnyMoreImportantThan, which
+// every call's permit asks, take no lock while nobody waits.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -50,6 +52,8 @@ class PermitQueue {
   // By (rank, sequence): the first entry is the next to wake.
   std::map<std::pair<Rank, uint64_t>, Wake> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // waiters_.size(), written under mu_: a hint for the lock-free checks.
+  std::atomic<size_t> waiting_{0};
 };
 
 }  // namespace stategate::reliability
