@@ -16,7 +16,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "src/bench/pooled_target.h"
-#include "src/cache/memcached_client.h"
 #include "src/common/status_macros.h"
 #include "src/redis/cluster_client.h"
 
@@ -435,7 +434,32 @@ class RedisClusterTarget final : public RedisModelTarget {
 
 // ---- memcached: one memcached through libmemcached ----
 
-using Handle = cache::MemcachedHandle;
+struct HandleDeleter {
+  void operator()(memcached_st* handle) const { memcached_free(handle); }
+};
+using Handle = std::unique_ptr<memcached_st, HandleDeleter>;
+
+// A libmemcached handle for the one server host:port, with non-blocking sockets, TCP_NODELAY
+// and every wait (connect, poll, send, receive) bounded by `timeout`; null when libmemcached
+// cannot allocate it or refuses the server. Not thread-safe: one thread uses a handle.
+Handle NewMemcachedHandle(const std::string& host, int port, absl::Duration timeout) {
+  Handle handle(memcached_create(nullptr));
+  if (handle == nullptr) return nullptr;
+  memcached_st* m = handle.get();
+  const uint64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
+  const uint64_t timeout_us = std::max<int64_t>(1, absl::ToInt64Microseconds(timeout));
+  // Non-blocking sockets are what make the connect timeout apply.
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, timeout_ms);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, timeout_ms);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, timeout_us);
+  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, timeout_us);
+  if (memcached_server_add(m, host.c_str(), static_cast<in_port_t>(port)) != MEMCACHED_SUCCESS) {
+    return nullptr;
+  }
+  return handle;
+}
 
 absl::Status MemcachedError(absl::string_view op, memcached_st* handle, memcached_return_t rc) {
   const std::string message = absl::StrCat(op, ": ", memcached_last_error_message(handle));
@@ -470,7 +494,7 @@ class MemcachedTarget final : public DirectTarget {
     int port = 0;
     SG_RETURN_IF_ERROR(SplitAddress(address, &host, &port));
     const std::string name = absl::StrCat("memcached ", address);
-    Handle prototype = cache::NewMemcachedHandle(host, port, options.io_timeout);
+    Handle prototype = NewMemcachedHandle(host, port, options.io_timeout);
     if (prototype == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": libmemcached cannot make a client for this address"));

@@ -1,57 +1,348 @@
 #include "src/cache/memcached_client.h"
 
-#include <libmemcached/memcached.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "src/common/status_macros.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "src/common/await.h"
 
 namespace stategate::cache {
 namespace {
 
 // memcached reads an expiry above 30 days as an absolute unix time.
 constexpr int64_t kMaxRelativeExpirySeconds = 60 * 60 * 24 * 30;
-
-bool IsGetOk(memcached_return_t rc) {
-  return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_END || rc == MEMCACHED_NOTFOUND;
-}
-
-absl::Status ToStatus(const char* op, memcached_st* handle, memcached_return_t rc) {
-  std::string message = absl::StrCat(
-      "memcached ", op, ": ",
-      handle != nullptr ? memcached_last_error_message(handle) : memcached_strerror(nullptr, rc));
-  if (rc == MEMCACHED_TIMEOUT) return absl::DeadlineExceededError(message);
-  return absl::UnavailableError(message);
-}
+// Operations on the connection at once; more are refused at once (UNAVAILABLE). At the
+// default op_timeout this is far above what a healthy server has outstanding.
+constexpr size_t kMaxWaiting = 4096;
+// A reply line longer than this is not memcached's.
+constexpr size_t kMaxLine = 1024;
+// A value larger than this is not one this client stored (memcached's items are 1 MiB by
+// default, 1 GiB at most).
+constexpr int64_t kMaxValueBytes = int64_t{1} << 30;
 
 absl::Status Skipped() { return absl::UnavailableError("memcached skipped: circuit open"); }
 
+absl::StatusOr<time_t> Expiration(absl::Duration ttl) {
+  if (ttl == absl::ZeroDuration()) return 0;
+  const int64_t seconds = absl::ToInt64Seconds(ttl);  // rounds toward zero
+  if (seconds < 1) {
+    return absl::InvalidArgumentError("memcached ttl must be zero or at least one second");
+  }
+  return static_cast<time_t>(std::min(seconds, kMaxRelativeExpirySeconds));
+}
+
+struct EventDeleter {
+  void operator()(event* e) const { event_free(e); }
+};
+using Event = std::unique_ptr<event, EventDeleter>;
+
+void UseThreads() {
+  // event_active() from other threads (Submit) needs libevent's locks.
+  static std::once_flag once;
+  std::call_once(once, [] { evthread_use_pthreads(); });
+}
+
 }  // namespace
 
-void MemcachedHandleDeleter::operator()(memcached_st* handle) const { memcached_free(handle); }
+// One operation: its request, how to read its reply, and whom to answer.
+struct MemcachedClient::Op {
+  enum class Kind { kGet, kStore, kDelete };
+  Kind kind = Kind::kGet;
+  std::string request;
+  // kGet: wire key -> the caller's key, for every key asked for.
+  absl::flat_hash_map<std::string, std::string> wanted;
+  Admission admission{Admission::kClosed, 0};
+  absl::Time deadline;
+  // The reply, as it is read.
+  Found found;
+  bool stored = false;
+  absl::AnyInvocable<void(absl::Status status, Op& op) &&> done;
+};
 
-MemcachedHandle NewMemcachedHandle(const std::string& host, int port, absl::Duration timeout) {
-  MemcachedHandle handle(memcached_create(nullptr));
-  if (handle == nullptr) return nullptr;
-  memcached_st* m = handle.get();
-  const uint64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
-  const uint64_t timeout_us = std::max<int64_t>(1, absl::ToInt64Microseconds(timeout));
-  // Non-blocking sockets are what make the connect timeout apply.
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, timeout_ms);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, timeout_ms);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, timeout_us);
-  memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, timeout_us);
-  if (memcached_server_add(m, host.c_str(), static_cast<in_port_t>(port)) != MEMCACHED_SUCCESS) {
-    return nullptr;
+// The loop thread, its one connection and the operations on it.
+class MemcachedClient::Loop {
+ public:
+  Loop(MemcachedClient* client, sockaddr_storage address, socklen_t address_length)
+      : client_(client), address_(address), address_length_(address_length) {
+    UseThreads();
+    base_ = event_base_new();
+    wake_ = Event(event_new(base_, -1, EV_PERSIST, &Loop::OnWake, this));
+    timer_ = Event(evtimer_new(base_, &Loop::OnTimer, this));
+    thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
   }
-  return handle;
-}
+
+  ~Loop() {
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      stopping_ = true;
+    }
+    event_active(wake_.get(), EV_READ, 0);
+    thread_.join();
+    std::vector<std::unique_ptr<Op>> late;
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      late.swap(inbox_);
+    }
+    for (std::unique_ptr<Op>& op : late) Answer(std::move(op), ShuttingDown());
+    wake_.reset();
+    timer_.reset();
+    event_base_free(base_);
+  }
+
+  // Any thread.
+  void Submit(std::unique_ptr<Op> op) {
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      if (!stopping_) {
+        inbox_.push_back(std::move(op));
+        op = nullptr;
+      }
+    }
+    if (op != nullptr) {
+      Answer(std::move(op), ShuttingDown());
+      return;
+    }
+    event_active(wake_.get(), EV_READ, 0);
+  }
+
+ private:
+  enum class Parsed { kNeedMore, kDone, kBroken };
+
+  static absl::Status ShuttingDown() {
+    return absl::UnavailableError("memcached: the client is shutting down");
+  }
+
+  void Answer(std::unique_ptr<Op> op, absl::Status status) {
+    client_->Finish(op->admission, status.ok());
+    Op& ref = *op;
+    std::move(ref.done)(std::move(status), ref);
+  }
+
+  // ---- On the loop thread from here on ----
+
+  static void OnWake(evutil_socket_t, short, void* arg) { static_cast<Loop*>(arg)->Wake(); }
+  static void OnTimer(evutil_socket_t, short, void* arg) { static_cast<Loop*>(arg)->Expire(); }
+  static void OnRead(bufferevent*, void* arg) { static_cast<Loop*>(arg)->Read(); }
+  static void OnEvent(bufferevent*, short what, void* arg) {
+    auto* loop = static_cast<Loop*>(arg);
+    if ((what & BEV_EVENT_CONNECTED) != 0) return;
+    const int error = EVUTIL_SOCKET_ERROR();
+    loop->Drop(absl::UnavailableError(absl::StrCat(
+        "memcached: ", (what & BEV_EVENT_EOF) != 0 ? "the server closed the connection" : "",
+        (what & BEV_EVENT_ERROR) != 0 ? evutil_socket_error_to_string(error) : "")));
+  }
+
+  void Wake() {
+    std::vector<std::unique_ptr<Op>> arrived;
+    bool stopping;
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      arrived.swap(inbox_);
+      stopping = stopping_;
+    }
+    for (std::unique_ptr<Op>& op : arrived) {
+      if (stopping) {
+        Answer(std::move(op), ShuttingDown());
+      } else {
+        Send(std::move(op));
+      }
+    }
+    if (stopping) {
+      Drop(ShuttingDown());
+      event_base_loopbreak(base_);
+    }
+  }
+
+  void Send(std::unique_ptr<Op> op) {
+    if (waiting_.size() >= kMaxWaiting) {
+      Answer(std::move(op), absl::UnavailableError(absl::StrCat("memcached: ", kMaxWaiting,
+                                                                " operations already in flight")));
+      return;
+    }
+    if (connection_ == nullptr && !Dial()) {
+      Answer(std::move(op), absl::UnavailableError(absl::StrCat(
+                                "memcached: cannot connect: ",
+                                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()))));
+      return;
+    }
+    // Until the connection is up, bufferevent keeps what is written.
+    bufferevent_write(connection_, op->request.data(), op->request.size());
+    waiting_.push_back(std::move(op));
+    if (waiting_.size() == 1) ArmTimer();
+  }
+
+  bool Dial() {
+    connection_ = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (connection_ == nullptr) return false;
+    bufferevent_setcb(connection_, &Loop::OnRead, nullptr, &Loop::OnEvent, this);
+    bufferevent_enable(connection_, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(connection_, reinterpret_cast<sockaddr*>(&address_),
+                                   static_cast<int>(address_length_)) != 0) {
+      bufferevent_free(connection_);
+      connection_ = nullptr;
+      return false;
+    }
+    const int one = 1;
+    setsockopt(bufferevent_getfd(connection_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return true;
+  }
+
+  // Closes the connection and fails every operation on it with `why`.
+  void Drop(absl::Status why) {
+    if (connection_ != nullptr) {
+      bufferevent_free(connection_);
+      connection_ = nullptr;
+    }
+    evtimer_del(timer_.get());
+    std::deque<std::unique_ptr<Op>> failed;
+    failed.swap(waiting_);
+    for (std::unique_ptr<Op>& op : failed) Answer(std::move(op), why);
+  }
+
+  // The timer is set for the oldest operation's deadline; every operation has the same
+  // op_timeout, so it is also the earliest.
+  void ArmTimer() {
+    if (waiting_.empty()) {
+      evtimer_del(timer_.get());
+      return;
+    }
+    const timeval left =
+        absl::ToTimeval(std::max(waiting_.front()->deadline - absl::Now(), absl::ZeroDuration()));
+    evtimer_add(timer_.get(), &left);
+  }
+
+  void Expire() {
+    if (!waiting_.empty() && waiting_.front()->deadline <= absl::Now()) {
+      // The rest wait behind it on the same connection: a late reply may still come, and
+      // replies are matched by order, so the connection cannot be used any more.
+      Drop(absl::DeadlineExceededError("memcached: no reply within op_timeout"));
+      return;
+    }
+    ArmTimer();
+  }
+
+  void Read() {
+    evbuffer* in = bufferevent_get_input(connection_);
+    while (!waiting_.empty()) {
+      std::string broken;
+      const Parsed parsed = Parse(in, *waiting_.front(), &broken);
+      if (parsed == Parsed::kNeedMore) break;
+      if (parsed == Parsed::kBroken) {
+        Drop(absl::UnavailableError(
+            absl::StrCat("memcached: unexpected reply \"", absl::CHexEscape(broken), "\"")));
+        return;
+      }
+      std::unique_ptr<Op> op = std::move(waiting_.front());
+      waiting_.pop_front();
+      Answer(std::move(op), absl::OkStatus());
+    }
+    if (waiting_.empty() && evbuffer_get_length(in) > 0) {
+      Drop(absl::UnavailableError("memcached: a reply nobody asked for"));
+      return;
+    }
+    ArmTimer();
+  }
+
+  // The first line in `in` (without its CRLF) and its length with the CRLF, if a whole
+  // one is there.
+  static std::optional<std::string> PeekLine(evbuffer* in, size_t* with_eol) {
+    size_t eol = 0;
+    const evbuffer_ptr at = evbuffer_search_eol(in, nullptr, &eol, EVBUFFER_EOL_CRLF_STRICT);
+    if (at.pos < 0) return std::nullopt;
+    std::string line(static_cast<size_t>(at.pos), '\0');
+    evbuffer_copyout(in, line.data(), line.size());
+    *with_eol = line.size() + eol;
+    return line;
+  }
+
+  // Reads op's reply from `in` if it is all there; kBroken (with the offending line in
+  // `broken`) for anything memcached would not send.
+  static Parsed Parse(evbuffer* in, Op& op, std::string* broken) {
+    for (;;) {
+      size_t with_eol = 0;
+      std::optional<std::string> line = PeekLine(in, &with_eol);
+      if (!line.has_value()) {
+        if (evbuffer_get_length(in) <= kMaxLine) return Parsed::kNeedMore;
+        *broken = "(a line without an end)";
+        return Parsed::kBroken;
+      }
+      if (op.kind == Op::Kind::kStore || op.kind == Op::Kind::kDelete) {
+        const bool known = op.kind == Op::Kind::kStore
+                               ? *line == "STORED" || *line == "NOT_STORED" || *line == "EXISTS"
+                               : *line == "DELETED" || *line == "NOT_FOUND";
+        if (!known) {
+          *broken = *std::move(line);
+          return Parsed::kBroken;
+        }
+        op.stored = *line == "STORED";
+        evbuffer_drain(in, with_eol);
+        return Parsed::kDone;
+      }
+      if (*line == "END") {
+        evbuffer_drain(in, with_eol);
+        return Parsed::kDone;
+      }
+      // VALUE <key> <flags> <bytes>
+      const std::vector<absl::string_view> parts = absl::StrSplit(*line, ' ');
+      int64_t bytes = 0;
+      if (parts.size() != 4 || parts[0] != "VALUE" || !absl::SimpleAtoi(parts[3], &bytes) ||
+          bytes < 0 || bytes > kMaxValueBytes) {
+        *broken = *std::move(line);
+        return Parsed::kBroken;
+      }
+      const size_t size = static_cast<size_t>(bytes);
+      if (evbuffer_get_length(in) < with_eol + size + 2) return Parsed::kNeedMore;
+      evbuffer_drain(in, with_eol);
+      std::string value(size, '\0');
+      evbuffer_remove(in, value.data(), size);
+      char end[2] = {0, 0};
+      evbuffer_remove(in, end, 2);
+      if (end[0] != '\r' || end[1] != '\n') {
+        *broken = "(a value without its end)";
+        return Parsed::kBroken;
+      }
+      if (auto it = op.wanted.find(parts[1]); it != op.wanted.end()) {
+        op.found[it->second] = std::move(value);
+      }
+    }
+  }
+
+  MemcachedClient* const client_;
+  sockaddr_storage address_;
+  const socklen_t address_length_;
+  event_base* base_ = nullptr;
+  Event wake_;
+  Event timer_;
+  bufferevent* connection_ = nullptr;        // null: none open
+  std::deque<std::unique_ptr<Op>> waiting_;  // sent on connection_, oldest first
+
+  absl::Mutex inbox_mu_;
+  std::vector<std::unique_ptr<Op>> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  bool stopping_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  std::thread thread_;
+};
 
 absl::StatusOr<std::unique_ptr<MemcachedClient>> MemcachedClient::Create(
     MemcachedClientOptions options) {
@@ -67,12 +358,32 @@ absl::StatusOr<std::unique_ptr<MemcachedClient>> MemcachedClient::Create(
   }
   if (options.clock == nullptr) options.clock = Clock::Real();
   std::string host = options.server.substr(0, colon);
-  return std::unique_ptr<MemcachedClient>(
-      new MemcachedClient(std::move(options), std::move(host), port));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("memcached server \"", options.server,
+                                                   "\": cannot resolve: ", gai_strerror(rc)));
+  }
+  sockaddr_storage address{};
+  const socklen_t length = found->ai_addrlen;
+  std::memcpy(&address, found->ai_addr, length);
+  freeaddrinfo(found);
+  if (address.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&address)->sin_port = htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = htons(static_cast<uint16_t>(port));
+  }
+  std::unique_ptr<MemcachedClient> client(new MemcachedClient(std::move(options)));
+  client->loop_ = std::make_unique<Loop>(client.get(), address, length);
+  return client;
 }
 
-MemcachedClient::MemcachedClient(MemcachedClientOptions options, std::string host, int port)
-    : options_(std::move(options)), host_(std::move(host)), port_(port) {}
+MemcachedClient::MemcachedClient(MemcachedClientOptions options) : options_(std::move(options)) {}
 
 MemcachedClient::~MemcachedClient() = default;
 
@@ -82,15 +393,6 @@ std::string MemcachedClient::WireKey(const std::string& key) const {
   const XXH128_hash_t hash = XXH3_128bits(key.data(), key.size());
   return absl::StrCat(options_.key_prefix, absl::Hex(hash.high64, absl::kZeroPad16),
                       absl::Hex(hash.low64, absl::kZeroPad16));
-}
-
-absl::StatusOr<time_t> MemcachedClient::Expiration(absl::Duration ttl) {
-  if (ttl == absl::ZeroDuration()) return 0;
-  const int64_t seconds = absl::ToInt64Seconds(ttl);  // rounds toward zero
-  if (seconds < 1) {
-    return absl::InvalidArgumentError("memcached ttl must be zero or at least one second");
-  }
-  return static_cast<time_t>(std::min(seconds, kMaxRelativeExpirySeconds));
 }
 
 MemcachedClient::Admission MemcachedClient::Admit() {
@@ -107,12 +409,9 @@ MemcachedClient::Admission MemcachedClient::Admit() {
   return {Admission::kSkip, 0};
 }
 
-void MemcachedClient::Finish(Admission admission, Handle handle, bool ok) {
+void MemcachedClient::Finish(Admission admission, bool ok) {
   if (!ok) {
     ++errors_;
-    // Dropping the handle closes its connection: after a timeout the stream may still hold
-    // half a reply, so it is never reused.
-    handle.reset();
     open_until_us_.store(options_.clock->NowMicros() +
                          absl::ToInt64Microseconds(options_.retry_after));
     return;
@@ -122,112 +421,130 @@ void MemcachedClient::Finish(Admission admission, Handle handle, bool ok) {
     int64_t expected = admission.probe_until_us;
     open_until_us_.compare_exchange_strong(expected, 0);
   }
-  absl::MutexLock lock(&mu_);
-  if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(handle));
 }
 
-MemcachedClient::Handle MemcachedClient::Acquire() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!idle_.empty()) {
-      Handle handle = std::move(idle_.back());
-      idle_.pop_back();
-      return handle;
-    }
+void MemcachedClient::Submit(std::unique_ptr<Op> op) {
+  op->admission = Admit();
+  if (op->admission.kind == Admission::kSkip) {
+    Op& ref = *op;
+    std::move(ref.done)(Skipped(), ref);
+    return;
   }
-  return NewMemcachedHandle(host_, port_, options_.op_timeout);
+  op->deadline = absl::Now() + options_.op_timeout;
+  loop_->Submit(std::move(op));
 }
 
-template <typename Op>
-absl::Status MemcachedClient::WithConnection(Op op) {
-  const Admission admission = Admit();
-  if (admission.kind == Admission::kSkip) return Skipped();
-  Handle handle = Acquire();
-  if (handle == nullptr) {
-    Finish(admission, nullptr, false);
-    return absl::UnavailableError("memcached: cannot create a client handle");
+void MemcachedClient::MultiGetAsync(const std::vector<std::string>& keys, GetDone done) {
+  if (keys.empty()) {
+    std::move(done)(Found());
+    return;
   }
-  absl::Status status = op(handle.get());
-  Finish(admission, std::move(handle), status.ok());
-  return status;
-}
-
-absl::StatusOr<absl::flat_hash_map<std::string, std::string>> MemcachedClient::MultiGet(
-    const std::vector<std::string>& keys) {
-  absl::flat_hash_map<std::string, std::string> found;
-  if (keys.empty()) return found;
-  absl::flat_hash_map<std::string, const std::string*> by_wire_key;
-  std::vector<std::string> wire_keys;
-  wire_keys.reserve(keys.size());
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kGet;
+  op->request = "get";
   for (const std::string& key : keys) {
     std::string wire = WireKey(key);
-    if (by_wire_key.emplace(wire, &key).second) wire_keys.push_back(std::move(wire));
+    if (op->wanted.contains(wire)) continue;
+    absl::StrAppend(&op->request, " ", wire);
+    op->wanted.emplace(std::move(wire), key);
   }
-  std::vector<const char*> key_ptrs;
-  std::vector<size_t> key_lengths;
-  for (const std::string& wire : wire_keys) {
-    key_ptrs.push_back(wire.data());
-    key_lengths.push_back(wire.size());
-  }
-  SG_RETURN_IF_ERROR(WithConnection([&](memcached_st* handle) {
-    memcached_return_t rc =
-        memcached_mget(handle, key_ptrs.data(), key_lengths.data(), key_ptrs.size());
-    if (rc == MEMCACHED_SUCCESS) {
-      memcached_result_st result;
-      memcached_result_create(handle, &result);
-      while (memcached_fetch_result(handle, &result, &rc) != nullptr) {
-        std::string wire(memcached_result_key_value(&result), memcached_result_key_length(&result));
-        auto it = by_wire_key.find(wire);
-        if (it == by_wire_key.end()) continue;
-        found[*it->second] =
-            std::string(memcached_result_value(&result), memcached_result_length(&result));
-      }
-      memcached_result_free(&result);
+  op->request += "\r\n";
+  op->done = [this, done = std::move(done)](absl::Status status, Op& op) mutable {
+    if (!status.ok()) {
+      std::move(done)(std::move(status));
+      return;
     }
-    return IsGetOk(rc) ? absl::OkStatus() : ToStatus("get", handle, rc);
-  }));
-  hits_ += found.size();
-  misses_ += wire_keys.size() - found.size();
-  return found;
+    hits_ += op.found.size();
+    misses_ += op.wanted.size() - op.found.size();
+    std::move(done)(std::move(op.found));
+  };
+  Submit(std::move(op));
+}
+
+absl::StatusOr<std::unique_ptr<MemcachedClient::Op>> MemcachedClient::StoreOp(
+    const char* command, const std::string& key, const std::string& value, absl::Duration ttl) {
+  absl::StatusOr<time_t> expiration = Expiration(ttl);
+  if (!expiration.ok()) return expiration.status();
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kStore;
+  op->request =
+      absl::StrCat(command, " ", WireKey(key), " 0 ", *expiration, " ", value.size(), "\r\n");
+  op->request.append(value);
+  op->request += "\r\n";
+  return op;
+}
+
+void MemcachedClient::AddAsync(const std::string& key, const std::string& value, absl::Duration ttl,
+                               AddDone done) {
+  absl::StatusOr<std::unique_ptr<Op>> op = StoreOp("add", key, value, ttl);
+  if (!op.ok()) {
+    std::move(done)(op.status());
+    return;
+  }
+  (*op)->done = [done = std::move(done)](absl::Status status, Op& op) mutable {
+    if (!status.ok()) {
+      std::move(done)(std::move(status));
+    } else {
+      std::move(done)(op.stored);
+    }
+  };
+  Submit(*std::move(op));
+}
+
+void MemcachedClient::SetAsync(const std::string& key, const std::string& value, absl::Duration ttl,
+                               Done done) {
+  absl::StatusOr<std::unique_ptr<Op>> op = StoreOp("set", key, value, ttl);
+  if (!op.ok()) {
+    std::move(done)(op.status());
+    return;
+  }
+  (*op)->done = [done = std::move(done)](absl::Status status, Op& op) mutable {
+    if (status.ok() && !op.stored) {
+      status = absl::UnavailableError("memcached set: not stored");
+    }
+    std::move(done)(std::move(status));
+  };
+  Submit(*std::move(op));
+}
+
+void MemcachedClient::DeleteAsync(const std::string& key, Done done) {
+  auto op = std::make_unique<Op>();
+  op->kind = Op::Kind::kDelete;
+  op->request = absl::StrCat("delete ", WireKey(key), "\r\n");
+  op->done = [this, done = std::move(done)](absl::Status status, Op&) mutable {
+    ++(status.ok() ? invalidations_ : invalidation_failures_);
+    std::move(done)(std::move(status));
+  };
+  Submit(std::move(op));
+}
+
+absl::StatusOr<MemcachedClient::Found> MemcachedClient::MultiGet(
+    const std::vector<std::string>& keys) {
+  // Not Await: g++ 12 then sees a flat_hash_map freeing its static empty group (a false
+  // -Wfree-nonheap-object).
+  absl::StatusOr<Found> result;
+  AwaitDone([&](auto done) {
+    MultiGetAsync(keys, [&result, done = std::move(done)](absl::StatusOr<Found> found) mutable {
+      result = std::move(found);
+      done();
+    });
+  });
+  return result;
 }
 
 absl::StatusOr<bool> MemcachedClient::Add(const std::string& key, const std::string& value,
                                           absl::Duration ttl) {
-  SG_ASSIGN_OR_RETURN(const time_t expiration, Expiration(ttl));
-  const std::string wire = WireKey(key);
-  bool added = false;
-  SG_RETURN_IF_ERROR(WithConnection([&](memcached_st* handle) {
-    const memcached_return_t rc =
-        memcached_add(handle, wire.data(), wire.size(), value.data(), value.size(), expiration, 0);
-    if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTSTORED && rc != MEMCACHED_DATA_EXISTS) {
-      return ToStatus("add", handle, rc);
-    }
-    added = rc == MEMCACHED_SUCCESS;
-    return absl::OkStatus();
-  }));
-  return added;
+  return Await<absl::StatusOr<bool>>(
+      [&](auto done) { AddAsync(key, value, ttl, std::move(done)); });
 }
 
 absl::Status MemcachedClient::Set(const std::string& key, const std::string& value,
                                   absl::Duration ttl) {
-  SG_ASSIGN_OR_RETURN(const time_t expiration, Expiration(ttl));
-  const std::string wire = WireKey(key);
-  return WithConnection([&](memcached_st* handle) {
-    const memcached_return_t rc =
-        memcached_set(handle, wire.data(), wire.size(), value.data(), value.size(), expiration, 0);
-    return rc == MEMCACHED_SUCCESS ? absl::OkStatus() : ToStatus("set", handle, rc);
-  });
+  return Await<absl::Status>([&](auto done) { SetAsync(key, value, ttl, std::move(done)); });
 }
 
 absl::Status MemcachedClient::Delete(const std::string& key) {
-  const std::string wire = WireKey(key);
-  absl::Status status = WithConnection([&](memcached_st* handle) {
-    const memcached_return_t rc = memcached_delete(handle, wire.data(), wire.size(), 0);
-    return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND ? absl::OkStatus()
-                                                               : ToStatus("delete", handle, rc);
-  });
-  ++(status.ok() ? invalidations_ : invalidation_failures_);
-  return status;
+  return Await<absl::Status>([&](auto done) { DeleteAsync(key, std::move(done)); });
 }
 
 MemcachedClient::Stats MemcachedClient::stats() const {

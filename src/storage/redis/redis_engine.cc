@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "spdlog/spdlog.h"
+#include "src/common/await.h"
 #include "src/common/call_deadline.h"
 #include "src/common/checksum.h"
 #include "src/common/status_macros.h"
@@ -390,20 +391,9 @@ class RedisClusterEngine : public StorageEngine {
     return {.deadline = deadline, .fail_fast = deadline != absl::InfiniteFuture()};
   }
 
-  // The blocking forms: start the asynchronous one and wait for its answer, which comes by
-  // its deadline (CallDeadline(), else the client's retry window). Never on the client's
-  // loop thread, which is the one that answers.
-  template <typename Result, typename Start>
-  static Result Await(Start start) {
-    absl::Notification answered;
-    std::optional<Result> result;
-    start([&](Result r) {
-      result.emplace(std::move(r));
-      answered.Notify();
-    });
-    answered.WaitForNotification();
-    return *std::move(result);
-  }
+  // The blocking forms (Await) start the asynchronous one and wait for its answer, which
+  // comes by its deadline (CallDeadline(), else the client's retry window). Never on the
+  // client's loop thread, which is the one that answers.
   absl::StatusOr<std::vector<Reply>> Run(std::string_view hash_key,
                                          std::vector<Command> commands) const {
     return Await<absl::StatusOr<std::vector<Reply>>>([&](redis::AsyncClusterClient::Done done) {
