@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "src/common/await.h"
 #include "src/common/status_macros.h"
 #include "src/storage/memory_only.h"
 
@@ -218,6 +219,13 @@ CachingEngine::CachingEngine(std::unique_ptr<storage::StorageEngine> target,
       cache_(std::move(cache)),
       options_(std::move(options)) {}
 
+CachingEngine::~CachingEngine() {
+  // The wrapped engine's last answers may still start memcached operations, and memcached's
+  // last answers touch this engine's members: close the engine, then the client, then the rest.
+  ResetTarget();
+  cache_.reset();
+}
+
 std::optional<absl::Duration> CachingEngine::TtlFor(const std::string& table) const {
   auto it = options_.table_ttls.find(table);
   if (it != options_.table_ttls.end()) return it->second;
@@ -234,9 +242,30 @@ bool CachingEngine::IsPointRead(const KeySpan& span) const {
          span.keys.end();
 }
 
+std::optional<absl::Duration> CachingEngine::CacheableRead(const std::string& table,
+                                                           const KeySpan& span) {
+  const std::optional<absl::Duration> ttl = TtlFor(table);
+  if (!ttl.has_value() || !IsPointRead(span)) {
+    ++passthrough_reads_;
+    return std::nullopt;
+  }
+  if (Suspended(table)) {
+    ++bypassed_reads_;
+    return std::nullopt;
+  }
+  return ttl;
+}
+
 void CachingEngine::Invalidate(const std::string& table, const std::string& stamp_key,
-                               absl::Duration ttl) {
-  if (cache_->Delete(stamp_key).ok()) return;
+                               absl::Duration ttl, absl::AnyInvocable<void() &&> done) {
+  cache_->DeleteAsync(stamp_key,
+                      [this, table, ttl, done = std::move(done)](absl::Status status) mutable {
+                        if (!status.ok()) Suspend(table, ttl);
+                        std::move(done)();
+                      });
+}
+
+void CachingEngine::Suspend(const std::string& table, absl::Duration ttl) {
   // R (or T) may still hold the token of items cached before the change: stop trusting this
   // table's items here until every one of them has expired.
   ++suspensions_;
@@ -255,25 +284,179 @@ bool CachingEngine::Suspended(const std::string& table) {
   return false;
 }
 
-std::optional<std::string> CachingEngine::EnsureStamp(const std::string& key, absl::Duration ttl) {
+void CachingEngine::EnsureStamp(const std::string& key, absl::Duration ttl, StampDone done) {
   std::optional<std::string> fresh = NewStamp();
-  if (!fresh.has_value()) return std::nullopt;
-  absl::StatusOr<bool> added = cache_->Add(key, *fresh, ttl);
-  if (!added.ok()) return std::nullopt;
-  if (*added) return fresh;
-  // Another reader added one first: use theirs.
-  absl::StatusOr<absl::flat_hash_map<std::string, std::string>> again = cache_->MultiGet({key});
-  if (!again.ok()) return std::nullopt;
-  auto it = again->find(key);
-  if (it == again->end()) return std::nullopt;  // deleted again meanwhile: do not fill now
-  return std::move(it->second);
+  if (!fresh.has_value()) {
+    std::move(done)(std::nullopt);
+    return;
+  }
+  std::string stamp = *fresh;
+  cache_->AddAsync(key, *fresh, ttl,
+                   [this, key, stamp = std::move(stamp),
+                    done = std::move(done)](absl::StatusOr<bool> added) mutable {
+                     if (!added.ok()) {
+                       std::move(done)(std::nullopt);
+                     } else if (*added) {
+                       std::move(done)(std::move(stamp));
+                     } else {
+                       // Another reader added one first: use theirs.
+                       cache_->MultiGetAsync(
+                           {key}, [key, done = std::move(done)](
+                                      absl::StatusOr<MemcachedClient::Found> again) mutable {
+                             auto it = again.ok() ? again->find(key) : again->end();
+                             if (!again.ok() || it == again->end()) {
+                               // Deleted again meanwhile: do not fill now.
+                               std::move(done)(std::nullopt);
+                             } else {
+                               std::move(done)(std::move(it->second));
+                             }
+                           });
+                     }
+                   });
 }
+
+void CachingEngine::LookUp(const std::string& table, const std::string& record_id,
+                           const std::vector<std::string>& keys, absl::Duration ttl,
+                           LookupDone done) {
+  Lookup lookup;
+  lookup.observed = Clock::Real()->Now();
+  std::vector<std::string> cache_keys;
+  cache_keys.reserve(keys.size() + 2);
+  cache_keys.push_back(TableStampKey(table));
+  cache_keys.push_back(RecordStampKey(table, record_id));
+  for (const std::string& key : keys) cache_keys.push_back(ItemKey(table, record_id, key));
+  cache_->MultiGetAsync(cache_keys, [this, cache_keys, keys, ttl, lookup = std::move(lookup),
+                                     done = std::move(done)](
+                                        absl::StatusOr<MemcachedClient::Found> cached) mutable {
+    if (!cached.ok()) {
+      ++bypassed_reads_;
+      lookup.bypassed = true;
+      std::move(done)(std::move(lookup));
+      return;
+    }
+    auto take = [&](const std::string& cache_key) -> std::optional<std::string> {
+      auto it = cached->find(cache_key);
+      if (it == cached->end()) return std::nullopt;
+      return std::move(it->second);
+    };
+    lookup.table_stamp = take(cache_keys[0]);
+    lookup.record_stamp = take(cache_keys[1]);
+    const int64_t now_us = options_.clock->NowMicros();
+    const int64_t real_now_us = Clock::Real()->NowMicros();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      std::optional<std::string> bytes = take(cache_keys[i + 2]);
+      std::optional<CachedItem> item = bytes.has_value() ? Decode(*bytes) : std::nullopt;
+      if (item.has_value() && lookup.table_stamp.has_value() && lookup.record_stamp.has_value() &&
+          item->table_stamp == *lookup.table_stamp && item->record_stamp == *lookup.record_stamp &&
+          real_now_us < item->cached_until_us && !Expired(item->item, now_us)) {
+        item->item.key = keys[i];
+        lookup.hits.push_back(std::move(item->item));
+      } else {
+        lookup.missed.push_back(keys[i]);
+      }
+    }
+    hits_ += lookup.hits.size();
+    misses_ += lookup.missed.size();
+    if (lookup.missed.empty()) {
+      std::move(done)(std::move(lookup));
+      return;
+    }
+    EnsureStamps(std::move(cache_keys[0]), std::move(cache_keys[1]), ttl, std::move(lookup),
+                 std::move(done));
+  });
+}
+
+void CachingEngine::EnsureStamps(std::string table_key, std::string record_key, absl::Duration ttl,
+                                 Lookup lookup, LookupDone done) {
+  // The stamps must exist before the engine read, so that a write committed after it
+  // retires them. T never expires on its own: it changes only when the table is dropped.
+  if (!lookup.table_stamp.has_value()) {
+    EnsureStamp(
+        table_key, absl::ZeroDuration(),
+        [this, table_key, record_key = std::move(record_key), ttl, lookup = std::move(lookup),
+         done = std::move(done)](std::optional<std::string> stamp) mutable {
+          if (!stamp.has_value()) {
+            std::move(done)(std::move(lookup));  // read, but fill nothing
+            return;
+          }
+          lookup.table_stamp = std::move(stamp);
+          EnsureStamps(std::move(table_key), std::move(record_key), ttl, std::move(lookup),
+                       std::move(done));
+        });
+    return;
+  }
+  if (!lookup.record_stamp.has_value()) {
+    EnsureStamp(record_key, ttl,
+                [lookup = std::move(lookup),
+                 done = std::move(done)](std::optional<std::string> stamp) mutable {
+                  lookup.record_stamp = std::move(stamp);
+                  std::move(done)(std::move(lookup));
+                });
+    return;
+  }
+  std::move(done)(std::move(lookup));
+}
+
+void CachingEngine::Fill(const std::string& table, const std::string& record_id,
+                         const Lookup& lookup, absl::Duration ttl,
+                         const std::vector<StoredItem>& items, absl::AnyInvocable<void() &&> done) {
+  // `done` runs when the last of these Sets is answered; the one left counts Fill itself.
+  struct Pending {
+    std::atomic<size_t> left{1};
+    absl::AnyInvocable<void() &&> done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  auto finish_one = [pending] {
+    if (--pending->left == 0) std::move(pending->done)();
+  };
+  if (lookup.table_stamp.has_value() && lookup.record_stamp.has_value()) {
+    const int64_t cached_until_us = absl::ToUnixMicros(lookup.observed + ttl);
+    for (const StoredItem& item : items) {
+      if (item.value.size() > options_.max_value_bytes) continue;
+      // Correctness rests on cached_until and expires_at_us, checked at every hit; the
+      // memcached TTL only frees memory, so it is rounded up to memcached's whole seconds.
+      absl::Duration life = ttl - (Clock::Real()->Now() - lookup.observed);
+      if (item.expires_at_us != 0) {
+        life = std::min(life, absl::Microseconds(item.expires_at_us - options_.clock->NowMicros()));
+      }
+      if (life <= absl::ZeroDuration()) continue;
+      life = absl::Ceil(life, absl::Seconds(1));
+      ++pending->left;
+      cache_->SetAsync(ItemKey(table, record_id, item.key),
+                       Encode(*lookup.table_stamp, *lookup.record_stamp, cached_until_us, item),
+                       life, [this, finish_one](absl::Status status) mutable {
+                         if (status.ok()) ++fills_;
+                         finish_one();
+                       });
+    }
+  }
+  finish_one();
+}
+
+namespace {
+
+// The engine read of a lookup's misses: unlimited but for the deadline, because the limits
+// apply to the merged result (MergeAndLimit).
+KeySpan MissSpan(const std::vector<std::string>& missed) {
+  KeySpan span;
+  span.by_keys = true;
+  span.keys = missed;
+  return span;
+}
+ReadLimits MissLimits(const ReadLimits& limits) {
+  ReadLimits miss_limits;
+  miss_limits.soft_deadline = limits.soft_deadline;
+  return miss_limits;
+}
+
+}  // namespace
 
 absl::Status CachingEngine::DropTable(const std::string& table) {
   if (storage::MemoryOnly()) return storage::WouldBlockError("drop table");
   absl::Status status = target().DropTable(table);
   if (std::optional<absl::Duration> ttl = TtlFor(table)) {
-    Invalidate(table, TableStampKey(table), *ttl);
+    AwaitDone([&](auto done) { Invalidate(table, TableStampKey(table), *ttl, std::move(done)); });
   }
   return status;
 }
@@ -282,109 +465,99 @@ absl::Status CachingEngine::Write(const storage::RecordWrite& write) {
   // Not even tried: its invalidation is a network call to memcached.
   if (storage::MemoryOnly()) return storage::WouldBlockError("write");
   absl::Status status = target().Write(write);
-  // Only after the engine returned: see the argument at the top of this file.
+  // Only after the engine returned (also after an error: UNAVAILABLE may still have applied):
+  // see the argument at the top of this file.
   if (std::optional<absl::Duration> ttl = TtlFor(write.table)) {
-    Invalidate(write.table, RecordStampKey(write.table, write.record_id), *ttl);
+    AwaitDone([&](auto done) {
+      Invalidate(write.table, RecordStampKey(write.table, write.record_id), *ttl, std::move(done));
+    });
   }
   return status;
+}
+
+void CachingEngine::WriteAsync(const storage::RecordWrite& write, absl::Time deadline,
+                               WriteDone done) {
+  const std::optional<absl::Duration> ttl = TtlFor(write.table);
+  if (!ttl.has_value()) {
+    target().WriteAsync(write, deadline, std::move(done));
+    return;
+  }
+  target().WriteAsync(
+      write, deadline,
+      [this, table = write.table, stamp_key = RecordStampKey(write.table, write.record_id),
+       ttl = *ttl, done = std::move(done)](absl::Status status) mutable {
+        // An engine without an asynchronous form did nothing: nothing to invalidate.
+        if (storage::IsWouldBlock(status)) {
+          std::move(done)(std::move(status));
+          return;
+        }
+        Invalidate(table, stamp_key, ttl,
+                   [status = std::move(status), done = std::move(done)]() mutable {
+                     std::move(done)(std::move(status));
+                   });
+      });
 }
 
 absl::StatusOr<RecordSlice> CachingEngine::Read(const std::string& table,
                                                 const std::string& record_id, const KeySpan& span,
                                                 const ReadLimits& limits) {
-  const std::optional<absl::Duration> ttl = TtlFor(table);
   // memcached is across a network; the engine behind it may hold the record in memory. A
   // read of the engine alone is always right (it is the source of truth) and fills nothing.
   if (storage::MemoryOnly()) return target().Read(table, record_id, span, limits);
-  if (!ttl.has_value() || !IsPointRead(span)) {
-    ++passthrough_reads_;
-    return target().Read(table, record_id, span, limits);
-  }
-  if (Suspended(table)) {
-    ++bypassed_reads_;
-    return target().Read(table, record_id, span, limits);
-  }
-
-  // Taken before the MultiGet: fills expire within ttl of it (see the top of this file).
-  const absl::Time observed = Clock::Real()->Now();
-  std::vector<std::string> cache_keys;
-  cache_keys.reserve(span.keys.size() + 2);
-  cache_keys.push_back(TableStampKey(table));
-  cache_keys.push_back(RecordStampKey(table, record_id));
-  for (const std::string& key : span.keys) cache_keys.push_back(ItemKey(table, record_id, key));
-  absl::StatusOr<absl::flat_hash_map<std::string, std::string>> cached =
-      cache_->MultiGet(cache_keys);
-  if (!cached.ok()) {
-    ++bypassed_reads_;
-    return target().Read(table, record_id, span, limits);
-  }
-  auto lookup = [&](const std::string& cache_key) -> std::optional<std::string> {
-    auto it = cached->find(cache_key);
-    if (it == cached->end()) return std::nullopt;
-    return std::move(it->second);
-  };
-  std::optional<std::string> table_stamp = lookup(cache_keys[0]);
-  std::optional<std::string> record_stamp = lookup(cache_keys[1]);
-
-  const int64_t now_us = options_.clock->NowMicros();
-  const int64_t real_now_us = Clock::Real()->NowMicros();
-  std::vector<StoredItem> hits;
-  std::vector<std::string> missed;
-  for (size_t i = 0; i < span.keys.size(); ++i) {
-    std::optional<std::string> bytes = lookup(cache_keys[i + 2]);
-    std::optional<CachedItem> item = bytes.has_value() ? Decode(*bytes) : std::nullopt;
-    if (item.has_value() && table_stamp.has_value() && record_stamp.has_value() &&
-        item->table_stamp == *table_stamp && item->record_stamp == *record_stamp &&
-        real_now_us < item->cached_until_us && !Expired(item->item, now_us)) {
-      item->item.key = span.keys[i];
-      hits.push_back(std::move(item->item));
-    } else {
-      missed.push_back(span.keys[i]);
-    }
-  }
-  hits_ += hits.size();
-  misses_ += missed.size();
-
+  const std::optional<absl::Duration> ttl = CacheableRead(table, span);
+  if (!ttl.has_value()) return target().Read(table, record_id, span, limits);
+  Lookup lookup = Await<Lookup>(
+      [&](LookupDone done) { LookUp(table, record_id, span.keys, *ttl, std::move(done)); });
+  if (lookup.bypassed) return target().Read(table, record_id, span, limits);
   RecordSlice from_engine;
-  if (!missed.empty()) {
-    // The stamps must exist before the engine read, so that a write committed after it
-    // retires them. T never expires on its own: it changes only when the table is dropped.
-    if (!table_stamp.has_value()) table_stamp = EnsureStamp(cache_keys[0], absl::ZeroDuration());
-    if (table_stamp.has_value() && !record_stamp.has_value()) {
-      record_stamp = EnsureStamp(cache_keys[1], *ttl);
-    }
-    KeySpan miss_span;
-    miss_span.by_keys = true;
-    miss_span.keys = missed;
-    // Unlimited but for the deadline: the limits apply to the merged result below.
-    ReadLimits miss_limits;
-    miss_limits.soft_deadline = limits.soft_deadline;
-    SG_ASSIGN_OR_RETURN(from_engine, target().Read(table, record_id, miss_span, miss_limits));
-
-    if (table_stamp.has_value() && record_stamp.has_value()) {
-      const int64_t cached_until_us = absl::ToUnixMicros(observed + *ttl);
-      for (const StoredItem& item : from_engine.items) {
-        if (item.value.size() > options_.max_value_bytes) continue;
-        // Correctness rests on cached_until and expires_at_us, checked at every hit; the
-        // memcached TTL only frees memory, so it is rounded up to memcached's whole seconds.
-        absl::Duration life = *ttl - (Clock::Real()->Now() - observed);
-        if (item.expires_at_us != 0) {
-          life =
-              std::min(life, absl::Microseconds(item.expires_at_us - options_.clock->NowMicros()));
-        }
-        if (life <= absl::ZeroDuration()) continue;
-        life = absl::Ceil(life, absl::Seconds(1));
-        if (!cache_
-                 ->Set(ItemKey(table, record_id, item.key),
-                       Encode(*table_stamp, *record_stamp, cached_until_us, item), life)
-                 .ok()) {
-          break;  // the circuit is open now: the rest would be skipped anyway
-        }
-        ++fills_;
-      }
-    }
+  if (!lookup.missed.empty()) {
+    SG_ASSIGN_OR_RETURN(
+        from_engine, target().Read(table, record_id, MissSpan(lookup.missed), MissLimits(limits)));
+    // Waited for here only so that a caller that reads again finds what this read stored.
+    AwaitDone([&](auto done) {
+      Fill(table, record_id, lookup, *ttl, from_engine.items, std::move(done));
+    });
   }
-  return MergeAndLimit(std::move(hits), std::move(from_engine), limits, *options_.clock);
+  return MergeAndLimit(std::move(lookup.hits), std::move(from_engine), limits, *options_.clock);
+}
+
+void CachingEngine::ReadAsync(const std::string& table, const std::string& record_id,
+                              const KeySpan& span, const ReadLimits& limits, absl::Time deadline,
+                              ReadDone done) {
+  // An engine without an asynchronous form answers WouldBlock, and the caller reads again
+  // through Read, where the read is counted.
+  const std::optional<absl::Duration> ttl =
+      target().IsAsync(table) ? CacheableRead(table, span) : std::nullopt;
+  if (!ttl.has_value()) {
+    target().ReadAsync(table, record_id, span, limits, deadline, std::move(done));
+    return;
+  }
+  LookUp(table, record_id, span.keys, *ttl,
+         [this, table, record_id, span, limits, deadline, ttl = *ttl,
+          done = std::move(done)](Lookup lookup) mutable {
+           if (lookup.bypassed) {
+             target().ReadAsync(table, record_id, span, limits, deadline, std::move(done));
+             return;
+           }
+           if (lookup.missed.empty()) {
+             std::move(done)(MergeAndLimit(std::move(lookup.hits), {}, limits, *options_.clock));
+             return;
+           }
+           const KeySpan miss_span = MissSpan(lookup.missed);
+           target().ReadAsync(
+               table, record_id, miss_span, MissLimits(limits), deadline,
+               [this, table, record_id, limits, ttl, lookup = std::move(lookup),
+                done = std::move(done)](absl::StatusOr<RecordSlice> from_engine) mutable {
+                 if (!from_engine.ok()) {
+                   std::move(done)(from_engine.status());
+                   return;
+                 }
+                 // The answer does not wait for the fills.
+                 Fill(table, record_id, lookup, ttl, from_engine->items, [] {});
+                 std::move(done)(MergeAndLimit(std::move(lookup.hits), *std::move(from_engine),
+                                               limits, *options_.clock));
+               });
+         });
 }
 
 CachingEngine::Stats CachingEngine::stats() const {

@@ -36,6 +36,18 @@ class StorageEngineWrapper : public StorageEngine {
                                   const ReadLimits& limits) override {
     return target_->Scan(table, after, limits);
   }
+  bool IsAsync(const std::string& table) const override { return target_->IsAsync(table); }
+  void ReadAsync(const std::string& table, const std::string& record_id, const KeySpan& span,
+                 const ReadLimits& limits, absl::Time deadline, ReadDone done) override {
+    target_->ReadAsync(table, record_id, span, limits, deadline, std::move(done));
+  }
+  void WriteAsync(const RecordWrite& write, absl::Time deadline, WriteDone done) override {
+    target_->WriteAsync(write, deadline, std::move(done));
+  }
+  void ScanAsync(const std::string& table, const std::optional<ScanPosition>& after,
+                 const ReadLimits& limits, absl::Time deadline, ScanDone done) override {
+    target_->ScanAsync(table, after, limits, deadline, std::move(done));
+  }
 
  protected:
   StorageEngine& target() { return *target_; }
