@@ -46,6 +46,16 @@ std::string Describe(std::string_view ns, std::string_view id, std::string_view 
 
 inline constexpr int kMinAimdLimit = 8;
 
+// A call that carries a priority counts as late to its endpoint's limiter past this
+// fraction of its SLO target, not past the target. A client that sends tiers asks for its
+// critical calls to keep their SLO under overload; for that the gateways must not run
+// saturated (a critical call then waits behind the others for CPU, where no queue orders
+// it: 80-87 % of critical calls met their SLO at 2x), so the limit falls at the first sign
+// of queueing and the calls it holds back wait here, most important first (PermitQueue).
+// Calls without a priority keep the SLO target, so that a client without tiers running
+// flat out is not throttled below what meets its SLO.
+inline constexpr int kTieredLateDivisor = 8;
+
 // One endpoint's limiter. An AIMD limit never falls below kMinAimdLimit: late answers
 // shrink it (CallSpec::late_after), and a burst of them from a healthy gateway's tail (a
 // compaction, an fsync) would otherwise leave a lightly loaded client one or two calls
@@ -445,7 +455,10 @@ class GrpcKvClient final : public KvClient {
       if (it != settings_.end() && options_.reliability.signalled_timeouts) {
         spec.attempt_timeout = SloOf(it->second, pattern).max;
       }
-      if (it != settings_.end()) spec.late_after = SloOf(it->second, pattern).target;
+      if (it != settings_.end()) {
+        spec.late_after = SloOf(it->second, pattern).target /
+                          (spec.priority.has_value() ? kTieredLateDivisor : 1);
+      }
       spec.latencies = &Latencies(ns, pattern);
     }
     // Attempts may outlive the call (a cancelled hedge): they share the request.

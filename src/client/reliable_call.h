@@ -82,7 +82,9 @@ inline constexpr size_t kMaxPermitWaiters = 1024;
 // twice the door below) are an overload, not a burst: waiting then only makes every call
 // later. From then on, for twice limiter_max_wait after the last such wait (at least
 // kMinNoWait), calls of that tier and of less important ones fail at once instead of
-// waiting, as CoDel drops at the door once queueing delay has persisted for an interval.
+// waiting, as CoDel drops at the door once queueing delay has persisted for an interval;
+// and calls less important than that tier take no permit at all, even a free one: at 4x
+// overload they took half the permits the critical calls were refused.
 // A stall shorter than that (a gateway restarting, a scheduler hiccup) is waited out.
 inline constexpr absl::Duration kPersistentWaitsRunOut = absl::Milliseconds(100);
 inline constexpr absl::Duration kMinNoWait = absl::Milliseconds(100);
@@ -108,7 +110,8 @@ struct CallSpec {
   absl::Duration attempt_timeout = absl::ZeroDuration();
   // The namespace's SLO target for the pattern (bounds the hedge delay); zero = no hedge.
   absl::Duration slo_target = absl::ZeroDuration();
-  // An attempt answered OK later than this (the namespace's SLO target for the pattern) is
+  // An attempt answered OK later than this (the namespace's SLO target for the pattern, or
+  // a fraction of it for a call with a priority: kv_client.cc, kTieredLateDivisor) is
   // reported to its endpoint's limiter as late (ConcurrencyLimiter::Permit::OnLate): a call
   // that misses its SLO is a congestion signal, almost as a failure is. Zero = never late.
   absl::Duration late_after = absl::ZeroDuration();
@@ -170,6 +173,11 @@ class ReliableCaller {
   void WakePermitWaiter();
   // Whether a call of `rank` may wait for a permit now (kPersistentWaitsRunOut).
   bool MayWaitForPermit(int rank) const;
+  // Whether calls more important than `rank` wait in vain (their door is closed): then a
+  // call of `rank` takes no permit at all, which they need more (kPersistentWaitsRunOut).
+  bool MoreImportantStarve(int rank) const;
+  // Whether the door of tier `rank` is closed at now_us (kPersistentWaitsRunOut).
+  bool DoorClosed(int rank, int64_t now_us) const;
   // A call of `rank` waited out limiter_max_wait without a permit.
   void OnPermitWaitRanOut(int rank);
   // Picks the endpoint of a new attempt among the usable ones (all, if none is), never
@@ -289,8 +297,10 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     // waits as a critical one.
     const double share = spec_.priority.has_value() ? LimitShare(*spec_.priority) : 1.0;
     const int rank = Rank();
-    // While a more important call waits for a permit, this one does not take one.
-    if (!caller_->permit_waiters_.AnyMoreImportantThan(rank)) {
+    // While a more important call waits for a permit, or more important calls have waited
+    // in vain lately, this one does not take one.
+    if (!caller_->permit_waiters_.AnyMoreImportantThan(rank) &&
+        !caller_->MoreImportantStarve(rank)) {
       attempt->permit = caller_->endpoints_[attempt->endpoint]->limiter->TryAcquire(share);
       if (!attempt->permit.has_value() && !hedge) {
         // The chosen endpoint is full: any other usable one with room beats waiting (the

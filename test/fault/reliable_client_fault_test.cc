@@ -348,6 +348,64 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
   }
 }
 
+// While critical calls wait in vain (their door is closed), a sheddable call takes no
+// permit, even a free one: the critical calls need it more. A critical call takes it.
+TEST_F(ReliableClientFaultTest, WhileCriticalCallsStarveLessImportantOnesTakeNoPermit) {
+  constexpr absl::Duration kWait = absl::Milliseconds(600);  // the door: 1.2 s after a run-out
+  v1::FaultSpec slow;
+  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Seconds(1)));
+  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
+  ReliabilityOptions limited = ReliabilityOptions::Naive();
+  limited.limiter = "aimd";  // 20 per endpoint at first
+  limited.limiter_max_wait = kWait;
+  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(10));
+
+  std::atomic<int> done{0}, refused{0};
+  const auto get = [&](Priority priority, std::function<void(absl::Status)> then) {
+    client->GetAsync(
+        "default", Id(0), "k",
+        [then = std::move(then)](absl::StatusOr<std::string> value) { then(value.status()); },
+        CallOptions{.priority = priority});
+  };
+  const auto count = [&](absl::Status status) {
+    if (absl::IsResourceExhausted(status)) ++refused;
+    ++done;
+  };
+  // 60 get a permit and are answered after 1 s; 30 wait and run out at 600 ms, 10 more at
+  // 800 ms: critical waits have run out for 200 ms on end, and the door stays closed until
+  // about 2 s.
+  const absl::Time start = absl::Now();
+  for (int c = 0; c < 90; ++c) get(Priority::kCritical, count);
+  absl::SleepFor(absl::Milliseconds(200));
+  for (int c = 0; c < 10; ++c) get(Priority::kCritical, count);
+  for (absl::Time give_up = absl::Now() + absl::Seconds(10);
+       done.load() < 100 && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(done.load(), 100);
+  ASSERT_EQ(refused.load(), 40);
+  // Every permit is free now, and the door is still closed.
+  ASSERT_LT(absl::Now() - start, absl::Milliseconds(1800)) << "the machine stalled too long";
+
+  absl::Notification sheddable_answered;
+  absl::Status sheddable;
+  get(Priority::kSheddable, [&](absl::Status status) {
+    sheddable = status;
+    sheddable_answered.Notify();
+  });
+  absl::Notification critical_answered;
+  absl::Status critical;
+  get(Priority::kCritical, [&](absl::Status status) {
+    critical = status;
+    critical_answered.Notify();
+  });
+  ASSERT_TRUE(sheddable_answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(absl::IsResourceExhausted(sheddable)) << sheddable;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1900)) << "refused at once, not sent";
+  ASSERT_TRUE(critical_answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(critical.ok()) << critical;
+}
+
 TEST_F(ReliableClientFaultTest, ClientPausedPastItsTimeoutStillGetsTheAnswer) {
   // The server answers after 50 ms; the client stops for 600 ms from 20 ms into a call whose
   // timeout is 300 ms. The answer arrives in time but is read late.
