@@ -59,6 +59,25 @@ class ReliableClientFaultTest : public ::testing::Test {
 
   static std::string Id(int r) { return "record-" + std::to_string(r); }
 
+  // Every replica answers after 1 s; the client's AIMD limit starts at 20 per endpoint and
+  // a call over it on every endpoint waits up to `wait` for a permit.
+  std::unique_ptr<KvClient> SlowLimitedClient(absl::Duration wait) {
+    v1::FaultSpec slow;
+    slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Seconds(1)));
+    for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
+    ReliabilityOptions limited = ReliabilityOptions::Naive();
+    limited.limiter = "aimd";
+    limited.limiter_max_wait = wait;
+    return Client(limited, absl::Seconds(10));
+  }
+
+  static void GetAs(KvClient& client, Priority priority, std::function<void(absl::Status)> then) {
+    client.GetAsync(
+        "default", Id(0), "k",
+        [then = std::move(then)](absl::StatusOr<std::string> value) { then(value.status()); },
+        CallOptions{.priority = priority});
+  }
+
   std::unique_ptr<KvClient> Client(ReliabilityOptions reliability,
                                    absl::Duration timeout = absl::Seconds(2)) {
     KvClientOptions options;
@@ -286,20 +305,12 @@ TEST_F(ReliableClientFaultTest, CallsOverTheLimitWaitForAPermitTheMostImportantF
 // instead of waiting too: an overload is shed at the door, in well under the wait.
 TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing) {
   constexpr absl::Duration kWait = absl::Milliseconds(300);
-  v1::FaultSpec slow;
-  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Seconds(1)));
-  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
-  ReliabilityOptions limited = ReliabilityOptions::Naive();
-  limited.limiter = "aimd";  // 20 per endpoint: normal calls may hold 16 of them
-  limited.limiter_max_wait = kWait;
-  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(10));
+  // 20 per endpoint: normal calls may hold 16 of them.
+  std::unique_ptr<KvClient> client = SlowLimitedClient(kWait);
 
   std::atomic<int> done{0}, refused{0};
   const auto get = [&](Priority priority, std::function<void(absl::Status)> then) {
-    client->GetAsync(
-        "default", Id(0), "k",
-        [then = std::move(then)](absl::StatusOr<std::string> value) { then(value.status()); },
-        CallOptions{.priority = priority});
+    GetAs(*client, priority, std::move(then));
   };
   const auto count = [&](absl::Status status) {
     if (absl::IsResourceExhausted(status)) ++refused;
@@ -352,20 +363,11 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
 // permit, even a free one: the critical calls need it more. A critical call takes it.
 TEST_F(ReliableClientFaultTest, WhileCriticalCallsStarveLessImportantOnesTakeNoPermit) {
   constexpr absl::Duration kWait = absl::Milliseconds(600);  // the door: 1.2 s after a run-out
-  v1::FaultSpec slow;
-  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Seconds(1)));
-  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
-  ReliabilityOptions limited = ReliabilityOptions::Naive();
-  limited.limiter = "aimd";  // 20 per endpoint at first
-  limited.limiter_max_wait = kWait;
-  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(10));
+  std::unique_ptr<KvClient> client = SlowLimitedClient(kWait);
 
   std::atomic<int> done{0}, refused{0};
   const auto get = [&](Priority priority, std::function<void(absl::Status)> then) {
-    client->GetAsync(
-        "default", Id(0), "k",
-        [then = std::move(then)](absl::StatusOr<std::string> value) { then(value.status()); },
-        CallOptions{.priority = priority});
+    GetAs(*client, priority, std::move(then));
   };
   const auto count = [&](absl::Status status) {
     if (absl::IsResourceExhausted(status)) ++refused;
