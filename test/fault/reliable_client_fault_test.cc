@@ -71,6 +71,19 @@ class ReliableClientFaultTest : public ::testing::Test {
     return Client(limited, absl::Seconds(10));
   }
 
+  // The answers of calls, and how many of them were refused.
+  struct Tally {
+    std::atomic<int> done{0};
+    std::atomic<int> refused{0};
+    void Count(const absl::Status& status) {
+      if (absl::IsResourceExhausted(status)) ++refused;
+      ++done;
+    }
+    std::function<void(absl::Status)> Counter() {
+      return [this](absl::Status status) { Count(status); };
+    }
+  };
+
   static void GetAs(KvClient& client, Priority priority, std::function<void(absl::Status)> then) {
     client.GetAsync(
         "default", Id(0), "k",
@@ -308,36 +321,29 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
   // 20 per endpoint: normal calls may hold 16 of them.
   std::unique_ptr<KvClient> client = SlowLimitedClient(kWait);
 
-  std::atomic<int> done{0}, refused{0};
-  const auto get = [&](Priority priority, std::function<void(absl::Status)> then) {
-    GetAs(*client, priority, std::move(then));
-  };
-  const auto count = [&](absl::Status status) {
-    if (absl::IsResourceExhausted(status)) ++refused;
-    ++done;
-  };
+  Tally tally;
   constexpr int kFirst = 80;   // 48 get a permit, 32 wait and run out
   constexpr int kSecond = 10;  // wait 150 ms later, and run out 150 ms later
-  for (int c = 0; c < kFirst; ++c) get(Priority::kNormal, count);
+  for (int c = 0; c < kFirst; ++c) GetAs(*client, Priority::kNormal, tally.Counter());
   absl::SleepFor(absl::Milliseconds(150));
-  for (int c = 0; c < kSecond; ++c) get(Priority::kNormal, count);
+  for (int c = 0; c < kSecond; ++c) GetAs(*client, Priority::kNormal, tally.Counter());
   // Waits that ran out all at once are a burst, not yet an overload: a call made right
   // after the first 32 ran out (at 300 ms) still waits its 300 ms.
   for (absl::Time give_up = absl::Now() + absl::Seconds(5);
-       refused.load() < kFirst - 48 && absl::Now() < give_up;) {
+       tally.refused.load() < kFirst - 48 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(2));
   }
   const absl::Time probe_start = absl::Now();
   std::atomic<int64_t> probe_us{-1};
-  get(Priority::kNormal, [&](absl::Status status) {
+  GetAs(*client, Priority::kNormal, [&](absl::Status status) {
     probe_us = absl::ToInt64Microseconds(absl::Now() - probe_start);
-    count(status);
+    tally.Count(status);
   });
   for (absl::Time give_up = absl::Now() + absl::Seconds(5);
-       refused.load() < kFirst + kSecond + 1 - 48 && absl::Now() < give_up;) {
+       tally.refused.load() < kFirst + kSecond + 1 - 48 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(2));
   }
-  ASSERT_EQ(refused.load(), kFirst + kSecond + 1 - 48);
+  ASSERT_EQ(tally.refused.load(), kFirst + kSecond + 1 - 48);
   EXPECT_GE(probe_us.load(), absl::ToInt64Microseconds(kWait) * 3 / 4);
 
   // Normal and sheddable calls now fail at once, as the first ones did after their wait.
@@ -345,7 +351,7 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
     const absl::Time start = absl::Now();
     absl::Notification answered;
     absl::Status status;
-    get(priority, [&](absl::Status s) {
+    GetAs(*client, priority, [&](absl::Status s) {
       status = s;
       answered.Notify();
     });
@@ -354,7 +360,7 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
     EXPECT_LT(absl::Now() - start, kWait / 2) << PriorityName(priority);
   }
   for (absl::Time give_up = absl::Now() + absl::Seconds(10);
-       done.load() < kFirst + kSecond + 1 && absl::Now() < give_up;) {
+       tally.done.load() < kFirst + kSecond + 1 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
@@ -365,39 +371,32 @@ TEST_F(ReliableClientFaultTest, WhileCriticalCallsStarveLessImportantOnesTakeNoP
   constexpr absl::Duration kWait = absl::Milliseconds(600);  // the door: 1.2 s after a run-out
   std::unique_ptr<KvClient> client = SlowLimitedClient(kWait);
 
-  std::atomic<int> done{0}, refused{0};
-  const auto get = [&](Priority priority, std::function<void(absl::Status)> then) {
-    GetAs(*client, priority, std::move(then));
-  };
-  const auto count = [&](absl::Status status) {
-    if (absl::IsResourceExhausted(status)) ++refused;
-    ++done;
-  };
+  Tally tally;
   // 60 get a permit and are answered after 1 s; 30 wait and run out at 600 ms, 10 more at
   // 800 ms: critical waits have run out for 200 ms on end, and the door stays closed until
   // about 2 s.
   const absl::Time start = absl::Now();
-  for (int c = 0; c < 90; ++c) get(Priority::kCritical, count);
+  for (int c = 0; c < 90; ++c) GetAs(*client, Priority::kCritical, tally.Counter());
   absl::SleepFor(absl::Milliseconds(200));
-  for (int c = 0; c < 10; ++c) get(Priority::kCritical, count);
+  for (int c = 0; c < 10; ++c) GetAs(*client, Priority::kCritical, tally.Counter());
   for (absl::Time give_up = absl::Now() + absl::Seconds(10);
-       done.load() < 100 && absl::Now() < give_up;) {
+       tally.done.load() < 100 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(1));
   }
-  ASSERT_EQ(done.load(), 100);
-  ASSERT_EQ(refused.load(), 40);
+  ASSERT_EQ(tally.done.load(), 100);
+  ASSERT_EQ(tally.refused.load(), 40);
   // Every permit is free now, and the door is still closed.
   ASSERT_LT(absl::Now() - start, absl::Milliseconds(1800)) << "the machine stalled too long";
 
   absl::Notification sheddable_answered;
   absl::Status sheddable;
-  get(Priority::kSheddable, [&](absl::Status status) {
+  GetAs(*client, Priority::kSheddable, [&](absl::Status status) {
     sheddable = status;
     sheddable_answered.Notify();
   });
   absl::Notification critical_answered;
   absl::Status critical;
-  get(Priority::kCritical, [&](absl::Status status) {
+  GetAs(*client, Priority::kCritical, [&](absl::Status status) {
     critical = status;
     critical_answered.Notify();
   });
