@@ -220,10 +220,30 @@ CachingEngine::CachingEngine(std::unique_ptr<storage::StorageEngine> target,
       options_(std::move(options)) {}
 
 CachingEngine::~CachingEngine() {
-  // The wrapped engine's last answers may still start memcached operations, and memcached's
-  // last answers touch this engine's members: close the engine, then the client, then the rest.
-  ResetTarget();
+  // An asynchronous call still under way calls back into this engine, its client and its
+  // target (which may be borrowed, and outlive it): wait for the last to be answered (each
+  // is, by its deadline and memcached's op_timeout). Then the client, whose last answers
+  // (fills) touch the counters, then the target.
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* calls) { return *calls == 0; }, &async_calls_));
+  }
   cache_.reset();
+  ResetTarget();
+}
+
+template <typename Done>
+Done CachingEngine::Tracked(Done done) {
+  {
+    absl::MutexLock lock(&mu_);
+    ++async_calls_;
+  }
+  return [this, done = std::move(done)](auto result) mutable {
+    std::move(done)(std::move(result));
+    absl::MutexLock lock(&mu_);  // the destructor waits for this lock and the count
+    --async_calls_;
+  };
 }
 
 std::optional<absl::Duration> CachingEngine::TtlFor(const std::string& table) const {
@@ -482,6 +502,7 @@ void CachingEngine::WriteAsync(const storage::RecordWrite& write, absl::Time dea
     target().WriteAsync(write, deadline, std::move(done));
     return;
   }
+  done = Tracked(std::move(done));
   target().WriteAsync(
       write, deadline,
       [this, table = write.table, stamp_key = RecordStampKey(write.table, write.record_id),
@@ -532,6 +553,7 @@ void CachingEngine::ReadAsync(const std::string& table, const std::string& recor
     target().ReadAsync(table, record_id, span, limits, deadline, std::move(done));
     return;
   }
+  done = Tracked(std::move(done));
   LookUp(table, record_id, span.keys, *ttl,
          [this, table, record_id, span, limits, deadline, ttl = *ttl,
           done = std::move(done)](Lookup lookup) mutable {

@@ -129,6 +129,9 @@ class CachingEngine : public storage::StorageEngineWrapper {
   void Fill(const std::string& table, const std::string& record_id, const Lookup& lookup,
             absl::Duration ttl, const std::vector<storage::StoredItem>& items,
             absl::AnyInvocable<void() &&> done);
+  // `done`, counted in async_calls_ until it has run (for the destructor).
+  template <typename Done>
+  Done Tracked(Done done);
   // Whether the read is a point read of a cached table not suspended here: its ttl if so.
   std::optional<absl::Duration> CacheableRead(const std::string& table,
                                               const storage::KeySpan& span);
@@ -139,6 +142,8 @@ class CachingEngine : public storage::StorageEngineWrapper {
   absl::Mutex mu_;
   // Tables this gateway reads without memcached until the given (real) time.
   absl::flat_hash_map<std::string, absl::Time> suspended_until_ ABSL_GUARDED_BY(mu_);
+  // ReadAsync and WriteAsync calls that go through the cache and are not answered yet.
+  int async_calls_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> misses_{0};

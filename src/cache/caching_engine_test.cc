@@ -593,6 +593,24 @@ TEST_P(CachingEngineTest, MemcachedClientKeysAndValuesAreBinarySafe) {
   EXPECT_EQ(client->stats().invalidation_failures, 1u);
 }
 
+// memcached refuses an item larger than its limit (1 MiB by default) with SERVER_ERROR: that
+// one operation fails, but the connection and the circuit stay as they were.
+TEST_P(CachingEngineTest, MemcachedClientSurvivesAnItemMemcachedRefuses) {
+  std::unique_ptr<MemcachedClient> client =
+      NewClient(memcached_->address(), absl::Milliseconds(500));
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Set("small", "v", absl::Seconds(10)).ok());
+  const absl::Status too_large = client->Set("large", std::string(2 << 20, 'x'), absl::Seconds(10));
+  EXPECT_TRUE(absl::IsUnavailable(too_large)) << too_large;
+  absl::StatusOr<absl::flat_hash_map<std::string, std::string>> got =
+      client->MultiGet({"small", "large"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)["small"], "v");
+  EXPECT_EQ(client->stats().errors, 0u);
+  EXPECT_EQ(client->stats().skipped, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(RocksDb, CachingEngineTest,
                          ::testing::Values(storage::EngineFactory{"caching_rocksdb",
                                                                   MakeRocksDbStore, nullptr}),

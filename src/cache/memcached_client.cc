@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -74,10 +75,14 @@ struct MemcachedClient::Op {
   // kGet: wire key -> the caller's key, for every key asked for.
   absl::flat_hash_map<std::string, std::string> wanted;
   Admission admission{Admission::kClosed, 0};
-  absl::Time deadline;
+  // On the monotonic clock: a step of the wall clock must not stretch or cut the wait.
+  std::chrono::steady_clock::time_point deadline;
   // The reply, as it is read.
   Found found;
   bool stored = false;
+  // Set when memcached refused this one operation (SERVER_ERROR, e.g. an item too large
+  // for it): the operation fails, but the connection and the server are fine.
+  std::string refused;
   absl::AnyInvocable<void(absl::Status status, Op& op) &&> done;
 };
 
@@ -90,7 +95,19 @@ class MemcachedClient::Loop {
     base_ = event_base_new();
     wake_ = Event(event_new(base_, -1, EV_PERSIST, &Loop::OnWake, this));
     timer_ = Event(evtimer_new(base_, &Loop::OnTimer, this));
-    thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+    thread_ = std::thread([this] {
+      event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+      // Normally because the destructor asked; if libevent gave up on its own, nothing would
+      // answer what is in flight or comes later: answer it all now, and refuse the rest.
+      std::vector<std::unique_ptr<Op>> left;
+      {
+        absl::MutexLock lock(&inbox_mu_);
+        stopping_ = true;
+        left.swap(inbox_);
+      }
+      Drop(ShuttingDown());
+      for (std::unique_ptr<Op>& op : left) Answer(std::move(op), ShuttingDown());
+    });
   }
 
   ~Loop() {
@@ -130,12 +147,16 @@ class MemcachedClient::Loop {
  private:
   enum class Parsed { kNeedMore, kDone, kBroken };
 
+  static std::chrono::steady_clock::time_point Now() { return std::chrono::steady_clock::now(); }
+
   static absl::Status ShuttingDown() {
     return absl::UnavailableError("memcached: the client is shutting down");
   }
 
-  void Answer(std::unique_ptr<Op> op, absl::Status status) {
-    client_->Finish(op->admission, status.ok());
+  // Answers `op`; the circuit learns whether memcached worked (`server_ok`, by default
+  // whether the operation did).
+  void Answer(std::unique_ptr<Op> op, absl::Status status, std::optional<bool> server_ok = {}) {
+    client_->Finish(op->admission, server_ok.value_or(status.ok()));
     Op& ref = *op;
     std::move(ref.done)(std::move(status), ref);
   }
@@ -228,13 +249,13 @@ class MemcachedClient::Loop {
       evtimer_del(timer_.get());
       return;
     }
-    const timeval left =
-        absl::ToTimeval(std::max(waiting_.front()->deadline - absl::Now(), absl::ZeroDuration()));
+    const absl::Duration left_for = absl::FromChrono(waiting_.front()->deadline - Now());
+    const timeval left = absl::ToTimeval(std::max(left_for, absl::ZeroDuration()));
     evtimer_add(timer_.get(), &left);
   }
 
   void Expire() {
-    if (!waiting_.empty() && waiting_.front()->deadline <= absl::Now()) {
+    if (!waiting_.empty() && waiting_.front()->deadline <= Now()) {
       // The rest wait behind it on the same connection: a late reply may still come, and
       // replies are matched by order, so the connection cannot be used any more.
       Drop(absl::DeadlineExceededError("memcached: no reply within op_timeout"));
@@ -256,7 +277,12 @@ class MemcachedClient::Loop {
       }
       std::unique_ptr<Op> op = std::move(waiting_.front());
       waiting_.pop_front();
-      Answer(std::move(op), absl::OkStatus());
+      if (op->refused.empty()) {
+        Answer(std::move(op), absl::OkStatus());
+      } else {
+        absl::Status refused = absl::UnavailableError(absl::StrCat("memcached: ", op->refused));
+        Answer(std::move(op), std::move(refused), /*server_ok=*/true);
+      }
     }
     if (waiting_.empty() && evbuffer_get_length(in) > 0) {
       Drop(absl::UnavailableError("memcached: a reply nobody asked for"));
@@ -287,6 +313,11 @@ class MemcachedClient::Loop {
         if (evbuffer_get_length(in) <= kMaxLine) return Parsed::kNeedMore;
         *broken = "(a line without an end)";
         return Parsed::kBroken;
+      }
+      if (op.kind == Op::Kind::kStore && line->starts_with("SERVER_ERROR")) {
+        op.refused = *std::move(line);
+        evbuffer_drain(in, with_eol);
+        return Parsed::kDone;
       }
       if (op.kind == Op::Kind::kStore || op.kind == Op::Kind::kDelete) {
         const bool known = op.kind == Op::Kind::kStore
@@ -430,7 +461,7 @@ void MemcachedClient::Submit(std::unique_ptr<Op> op) {
     std::move(ref.done)(Skipped(), ref);
     return;
   }
-  op->deadline = absl::Now() + options_.op_timeout;
+  op->deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options_.op_timeout);
   loop_->Submit(std::move(op));
 }
 
