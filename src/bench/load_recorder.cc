@@ -31,10 +31,10 @@ void LoadRecorder::RecordUnfinished(absl::Duration start_offset, absl::Duration 
   Add(start_offset, latency, false, kUnfinished, "still running when the run ended");
 }
 
-// `error` is empty for a success.
 // The error key of a shed call (absl::StatusCodeToString).
 constexpr char kShedCode[] = "RESOURCE_EXHAUSTED";
 
+// `error` is empty for a success.
 void LoadRecorder::Add(absl::Duration start_offset, absl::Duration latency, bool within_slo,
                        const std::string& error, std::string_view message) {
   if (!error.empty() && !total_.error_examples.contains(error)) {

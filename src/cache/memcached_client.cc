@@ -492,50 +492,35 @@ void MemcachedClient::MultiGetAsync(const std::vector<std::string>& keys, GetDon
   Submit(std::move(op));
 }
 
-absl::StatusOr<std::unique_ptr<MemcachedClient::Op>> MemcachedClient::StoreOp(
-    const char* command, const std::string& key, const std::string& value, absl::Duration ttl) {
+void MemcachedClient::Store(const char* command, const std::string& key, const std::string& value,
+                            absl::Duration ttl, AddDone done) {
   absl::StatusOr<time_t> expiration = Expiration(ttl);
-  if (!expiration.ok()) return expiration.status();
+  if (!expiration.ok()) return std::move(done)(expiration.status());
   auto op = std::make_unique<Op>();
   op->kind = Op::Kind::kStore;
   op->request =
       absl::StrCat(command, " ", WireKey(key), " 0 ", *expiration, " ", value.size(), "\r\n");
   op->request.append(value);
   op->request += "\r\n";
-  return op;
+  op->done = [done = std::move(done)](absl::Status status, Op& op) mutable {
+    if (!status.ok()) return std::move(done)(std::move(status));
+    std::move(done)(op.stored);
+  };
+  Submit(std::move(op));
 }
 
 void MemcachedClient::AddAsync(const std::string& key, const std::string& value, absl::Duration ttl,
                                AddDone done) {
-  absl::StatusOr<std::unique_ptr<Op>> op = StoreOp("add", key, value, ttl);
-  if (!op.ok()) {
-    std::move(done)(op.status());
-    return;
-  }
-  (*op)->done = [done = std::move(done)](absl::Status status, Op& op) mutable {
-    if (!status.ok()) {
-      std::move(done)(std::move(status));
-    } else {
-      std::move(done)(op.stored);
-    }
-  };
-  Submit(*std::move(op));
+  Store("add", key, value, ttl, std::move(done));
 }
 
 void MemcachedClient::SetAsync(const std::string& key, const std::string& value, absl::Duration ttl,
                                Done done) {
-  absl::StatusOr<std::unique_ptr<Op>> op = StoreOp("set", key, value, ttl);
-  if (!op.ok()) {
-    std::move(done)(op.status());
-    return;
-  }
-  (*op)->done = [done = std::move(done)](absl::Status status, Op& op) mutable {
-    if (status.ok() && !op.stored) {
-      status = absl::UnavailableError("memcached set: not stored");
-    }
-    std::move(done)(std::move(status));
-  };
-  Submit(*std::move(op));
+  Store("set", key, value, ttl, [done = std::move(done)](absl::StatusOr<bool> stored) mutable {
+    if (stored.ok() && !*stored)
+      return std::move(done)(absl::UnavailableError("memcached set: not stored"));
+    std::move(done)(stored.status());
+  });
 }
 
 void MemcachedClient::DeleteAsync(const std::string& key, Done done) {

@@ -127,9 +127,10 @@ class MemcachedClient {
   // Hands `op` to the loop, under the circuit: answered at once (UNAVAILABLE, skipped)
   // while it is open.
   void Submit(std::unique_ptr<Op> op);
-  // A storage command ("add", "set") of `value` under `key`; INVALID_ARGUMENT for a bad ttl.
-  absl::StatusOr<std::unique_ptr<Op>> StoreOp(const char* command, const std::string& key,
-                                              const std::string& value, absl::Duration ttl);
+  // Runs storage command `command` ("add", "set") of `value` under `key`: `done` gets
+  // whether memcached stored it, or INVALID_ARGUMENT for a bad ttl, or the failure.
+  void Store(const char* command, const std::string& key, const std::string& value,
+             absl::Duration ttl, AddDone done);
 
   const MemcachedClientOptions options_;
 

@@ -104,26 +104,18 @@ absl::Duration ReliableCaller::NoWait() const {
   return std::max(kMinNoWait, 2 * options_.limiter_max_wait);
 }
 
-bool ReliableCaller::DoorClosed(int rank, int64_t now_us) const {
-  const int64_t last_us = waits_run_out_[rank].last_us.load();
-  // Calls of this tier have waited in vain for a while, and lately.
-  return now_us - last_us < absl::ToInt64Microseconds(NoWait()) &&
-         last_us - waits_run_out_[rank].first_us.load() >=
-             absl::ToInt64Microseconds(kPersistentWaitsRunOut);
-}
-
-bool ReliableCaller::MayWaitForPermit(int rank) const {
+bool ReliableCaller::AnyDoorClosed(int tiers) const {
+  if (tiers <= 0) return false;  // critical calls, the common case, read no clock
   const int64_t now_us = clock_->NowMicros();
-  for (int r = 0; r <= rank && r < kPriorityTiers; ++r) {
-    if (DoorClosed(r, now_us)) return false;
-  }
-  return true;
-}
-
-bool ReliableCaller::MoreImportantStarve(int rank) const {
-  const int64_t now_us = clock_->NowMicros();
-  for (int r = 0; r < rank && r < kPriorityTiers; ++r) {
-    if (DoorClosed(r, now_us)) return true;
+  const int64_t no_wait_us = absl::ToInt64Microseconds(NoWait());
+  const int64_t persistent_us = absl::ToInt64Microseconds(kPersistentWaitsRunOut);
+  for (int r = 0; r < tiers && r < kPriorityTiers; ++r) {
+    const int64_t last_us = waits_run_out_[r].last_us.load();
+    // Calls of this tier have waited in vain for a while, and lately.
+    if (now_us - last_us < no_wait_us &&
+        last_us - waits_run_out_[r].first_us.load() >= persistent_us) {
+      return true;
+    }
   }
   return false;
 }

@@ -171,13 +171,15 @@ class ReliableCaller {
   void ProbeDraining(size_t endpoint);
   // A permit was reported: the next call waiting for one, if any, tries again.
   void WakePermitWaiter();
-  // Whether a call of `rank` may wait for a permit now (kPersistentWaitsRunOut).
-  bool MayWaitForPermit(int rank) const;
-  // Whether calls more important than `rank` wait in vain (their door is closed): then a
-  // call of `rank` takes no permit at all, which they need more (kPersistentWaitsRunOut).
-  bool MoreImportantStarve(int rank) const;
-  // Whether the door of tier `rank` is closed at now_us (kPersistentWaitsRunOut).
-  bool DoorClosed(int rank, int64_t now_us) const;
+  // Whether the door of any of the `tiers` most important tiers is closed now: their calls
+  // have waited in vain for a while, and lately (kPersistentWaitsRunOut).
+  bool AnyDoorClosed(int tiers) const;
+  // Whether a call of `rank` may wait for a permit now: no door of its tier or above is
+  // closed.
+  bool MayWaitForPermit(int rank) const { return !AnyDoorClosed(rank + 1); }
+  // Whether calls more important than `rank` wait in vain: then a call of `rank` takes no
+  // permit at all, which they need more.
+  bool MoreImportantStarve(int rank) const { return AnyDoorClosed(rank); }
   // A call of `rank` waited out limiter_max_wait without a permit.
   void OnPermitWaitRanOut(int rank);
   // Picks the endpoint of a new attempt among the usable ones (all, if none is), never

@@ -588,13 +588,6 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   // Reads live items of one record under `limits`, less what the page already holds.
-  absl::StatusOr<RecordSlice> ReadRecord(const std::string& epoch, const std::string& id,
-                                         const KeySpan& span, const ReadLimits& limits,
-                                         const PageBudget& spent) {
-    return Await<absl::StatusOr<RecordSlice>>([&](ReadDone done) {
-      ReadRecordAsync(epoch, id, span, limits, spent, CallDeadline(), std::move(done));
-    });
-  }
   void ReadRecordAsync(const std::string& epoch, const std::string& id, const KeySpan& span,
                        const ReadLimits& limits, const PageBudget& spent, absl::Time deadline,
                        ReadDone done) {
@@ -656,28 +649,27 @@ class RedisClusterEngine : public StorageEngine {
   }
 
   // Up to kIdBatch record ids of one index after `from` ("-" or "(id").
+  using IdsDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>> ids) &&>;
   absl::StatusOr<std::vector<std::string>> ListIds(const std::string& index,
                                                    const std::string& from) {
-    SG_ASSIGN_OR_RETURN(std::vector<Reply> replies, Run(index, {ListIdsCommand(index, from)}));
-    return IdsOf(std::move(replies));
+    return Await<absl::StatusOr<std::vector<std::string>>>(
+        [&](IdsDone done) { ListIdsAsync(index, from, CallDeadline(), std::move(done)); });
   }
-  using IdsDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>> ids) &&>;
   void ListIdsAsync(const std::string& index, const std::string& from, absl::Time deadline,
                     IdsDone done) {
-    client_->Pipeline(index, {ListIdsCommand(index, from)}, CallOptionsFor(deadline),
+    client_->Pipeline(index,
+                      {{"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)}},
+                      CallOptionsFor(deadline),
                       [done = std::move(done)](absl::StatusOr<std::vector<Reply>> replies) mutable {
                         if (!replies.ok()) return std::move(done)(replies.status());
-                        std::move(done)(IdsOf(*std::move(replies)));
+                        if ((*replies)[0].type != Reply::Type::kArray) {
+                          return std::move(done)(ScriptError((*replies)[0], "list records"));
+                        }
+                        std::vector<std::string> ids;
+                        for (Reply& element : (*replies)[0].elements)
+                          ids.push_back(std::move(element.str));
+                        std::move(done)(std::move(ids));
                       });
-  }
-  static Command ListIdsCommand(const std::string& index, const std::string& from) {
-    return {"ZRANGEBYLEX", index, from, "+", "LIMIT", "0", std::to_string(kIdBatch)};
-  }
-  static absl::StatusOr<std::vector<std::string>> IdsOf(std::vector<Reply> replies) {
-    if (replies[0].type != Reply::Type::kArray) return ScriptError(replies[0], "list records");
-    std::vector<std::string> ids;
-    for (Reply& element : replies[0].elements) ids.push_back(std::move(element.str));
-    return ids;
   }
 
   // The table's epoch: cached, else read from the cluster. NOT_FOUND if there is no table.
