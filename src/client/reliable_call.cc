@@ -31,7 +31,8 @@ ReliableCaller::ReliableCaller(std::vector<std::unique_ptr<Endpoint>> endpoints,
       clock_(clock),
       backoff_(reliability::BackoffOptions{options_.backoff_base, options_.backoff_cap}),
       retry_budget_(RetryBudgetFrom(options_), clock),
-      hedge_budget_(HedgeBudgetFrom(options_), clock) {
+      hedge_budget_(HedgeBudgetFrom(options_), clock),
+      permit_waiters_(kMaxPermitWaiters, kPriorityTiers, options_.limiter_max_wait, clock->Now()) {
   if (options_.gc_tolerant_timeouts) pause_detector_.Start();
 }
 
@@ -82,6 +83,11 @@ void ReliableCaller::ProbeDraining(size_t index) {
         }
         RpcFinished();  // last: the destructor may free everything once it returns
       });
+}
+
+void ReliableCaller::OnPermitReleased() {
+  permit_waiters_.OnReleased(clock_->Now());
+  WakePermitWaiter();
 }
 
 void ReliableCaller::WakePermitWaiter() {

@@ -4,8 +4,9 @@
 //     peak-EWMA latency × (outstanding + 1);
 //   - adaptive concurrency limits per endpoint: over the limit a call waits for a permit
 //     for at most limiter_max_wait, in a bounded queue that serves the most important
-//     tier first (PermitQueue), then fails (RESOURCE_EXHAUSTED, locally); a hedge never
-//     waits;
+//     tier first (PermitQueue), then fails (RESOURCE_EXHAUSTED, locally); a normal or
+//     sheddable call fails at once if the permits its tier got lately would all go to the
+//     calls waiting before it (PermitQueue::WouldWaitInVain); a hedge never waits;
 //   - hedging: once the first attempt has been out longer than the hedge delay (the observed
 //     p95 of the namespace × access pattern, at most the SLO target) a second attempt goes to
 //     another endpoint, if the hedge budget allows; the first success wins, the rest are
@@ -169,7 +170,10 @@ class ReliableCaller {
   void OnDrainingNotice(size_t endpoint);
   // One health probe of a draining endpoint; schedules the next unless it says SERVING.
   void ProbeDraining(size_t endpoint);
-  // A permit was reported: the next call waiting for one, if any, tries again.
+  // An attempt's permit was reported (released): counted, and the next call waiting for
+  // one, if any, tries again.
+  void OnPermitReleased();
+  // The next call waiting for a permit, if any, tries again.
   void WakePermitWaiter();
   // Whether the door of any of the `tiers` most important tiers is closed now: their calls
   // have waited in vain for a while, and lately (kPersistentWaitsRunOut).
@@ -199,7 +203,7 @@ class ReliableCaller {
   reliability::RetryBudget retry_budget_;
   reliability::HedgeBudget hedge_budget_;
   reliability::PauseDetector pause_detector_;
-  reliability::PermitQueue permit_waiters_{kMaxPermitWaiters};
+  reliability::PermitQueue permit_waiters_;
   // Per tier (by rank), the waits that ran out without a permit lately (unix µs): the first
   // and the last of the current run of them.
   struct WaitsRunOut {
@@ -323,6 +327,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       }
       return nullptr;
     }
+    caller_->permit_waiters_.OnTaken(rank, caller_->clock_->Now());
     if (permit_wait_timer_.has_value()) {
       caller_->timers_.Cancel(*permit_wait_timer_);
       permit_wait_timer_.reset();
@@ -397,7 +402,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     if (attempt.ctx.GetServerTrailingMetadata().count(kDrainingKey) > 0) {
       caller_->OnDrainingNotice(attempt.endpoint);
     }
-    if (permit.has_value()) caller_->WakePermitWaiter();
+    if (permit.has_value()) caller_->OnPermitReleased();
   }
 
   void OnAttemptDone(Attempt* attempt, const grpc::Status& status) {
@@ -457,16 +462,26 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   int Rank() const { return PriorityRank(spec_.priority.value_or(Priority::kCritical)); }
 
   // Every endpoint refused a permit: queue for one until started_at_ + limiter_max_wait
-  // (at most the deadline), or fail now if that has passed, the queue is full, or calls of
-  // this tier have been waiting in vain (kPersistentWaitsRunOut).
+  // (at most the deadline), or fail now if that has passed, the queue is full, calls of
+  // this tier have been waiting in vain (kPersistentWaitsRunOut), or this wait would be in
+  // vain (the permits its tier gets in it go to the calls of its tier waiting before it).
   void WaitForPermitLocked(std::optional<size_t> exclude) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Time now = caller_->clock_->Now();
     const absl::Time wait_until =
         std::min(deadline_, started_at_ + caller_->options_.limiter_max_wait);
     if (now < wait_until && caller_->MayWaitForPermit(Rank())) {
+      // A critical call waits its whole wait whatever the odds: a permit may still come
+      // its way, and nothing more important needs it to leave.
+      if (Rank() > 0 && caller_->permit_waiters_.WouldWaitInVain(Rank(), now, wait_until)) {
+        // Refused now rather than at the end of its wait, and counted as a wait run out:
+        // it is one, foreseen.
+        caller_->OnPermitWaitRanOut(Rank());
+        RefuseLocked();
+        return;
+      }
       auto self = this->shared_from_this();
-      permit_ticket_ =
-          caller_->permit_waiters_.Push(Rank(), [self, exclude] { self->OnPermitFreed(exclude); });
+      permit_ticket_ = caller_->permit_waiters_.Push(
+          Rank(), wait_until, [self, exclude] { self->OnPermitFreed(exclude); });
       if (permit_ticket_.has_value()) {
         waited_for_permit_ = true;
         if (!permit_wait_timer_.has_value()) {

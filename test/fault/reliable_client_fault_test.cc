@@ -320,6 +320,10 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
   constexpr absl::Duration kWait = absl::Milliseconds(300);
   // 20 per endpoint: normal calls may hold 16 of them.
   std::unique_ptr<KvClient> client = SlowLimitedClient(kWait);
+  // The handshake's permit ages out of the count of released ones: with none released in
+  // a wait, no wait is foreseen in vain (ACallThatWouldWaitInVainIsRefusedAtOnce), and
+  // these calls do wait and run out.
+  absl::SleepFor(kWait * 3 / 2);
 
   Tally tally;
   constexpr int kFirst = 80;   // 48 get a permit, 32 wait and run out
@@ -363,6 +367,55 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
        tally.done.load() < kFirst + kSecond + 1 && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(10));
   }
+}
+
+// A call whose wait could not win a permit is refused at once, not at its end: shed in
+// microseconds. Every replica answers after 400 ms and calls wait 300 ms at most. 60
+// critical calls take every permit and free them at 400 ms. Then 60 more critical calls
+// ask (some take a permit, the others wait), and 200 normal calls: critical calls took
+// every permit that freed lately and some still wait, so none is due to a normal call in
+// its wait, and each is refused at once, as is one more made after them. None of them
+// could have had a permit: the next free at 800 ms, after every wait has ended.
+TEST_F(ReliableClientFaultTest, ACallThatWouldWaitInVainIsRefusedAtOnce) {
+  constexpr absl::Duration kDelay = absl::Milliseconds(400);
+  v1::FaultSpec slow;
+  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(kDelay));
+  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
+  ReliabilityOptions limited = ReliabilityOptions::Naive();
+  limited.limiter = "aimd";  // starts at 20 per endpoint
+  limited.limiter_max_wait = absl::Milliseconds(300);
+  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(10));
+
+  Tally critical;
+  for (int c = 0; c < 60; ++c) GetAs(*client, Priority::kCritical, critical.Counter());
+  for (absl::Time give_up = absl::Now() + absl::Seconds(5);
+       critical.done.load() < 60 && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(critical.done.load(), 60) << "the first round was not answered";
+  for (int c = 0; c < 60; ++c) GetAs(*client, Priority::kCritical, critical.Counter());
+  Tally normal;
+  for (int c = 0; c < 200; ++c) GetAs(*client, Priority::kNormal, normal.Counter());
+
+  const absl::Time start = absl::Now();
+  absl::Notification answered;
+  absl::Status last;
+  absl::Duration took;
+  GetAs(*client, Priority::kNormal, [&](absl::Status status) {
+    last = status;
+    took = absl::Now() - start;
+    answered.Notify();
+  });
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(absl::IsResourceExhausted(last)) << last;
+  EXPECT_LT(took, kDelay / 4) << "refused only after waiting";
+  // Refusing at once refused nothing that waiting would have served.
+  for (absl::Time give_up = absl::Now() + absl::Seconds(5);
+       (normal.done.load() < 200 || critical.done.load() < 120) && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(normal.done.load(), 200);
+  EXPECT_EQ(normal.refused.load(), 200);
 }
 
 // While critical calls wait in vain (their door is closed), a sheddable call takes no

@@ -1,12 +1,25 @@
 #include "src/client/reliability/permit_queue.h"
 
-namespace stategate::reliability {
+#include <algorithm>
 
-std::optional<PermitQueue::Ticket> PermitQueue::Push(Rank rank, Wake wake) {
+namespace stategate::reliability {
+namespace {
+// Slices of the permit counts: each covers between 4/5 of a wait and a whole one.
+constexpr int kCountSlices = 5;
+}  // namespace
+
+PermitQueue::PermitQueue(size_t capacity, int ranks, absl::Duration wait, absl::Time now)
+    : capacity_(capacity),
+      wait_(wait),
+      counting_since_(now),
+      released_(wait, kCountSlices, now),
+      taken_(std::max(ranks, 1), ExpiringTokenBucket(wait, kCountSlices, now)) {}
+
+std::optional<PermitQueue::Ticket> PermitQueue::Push(Rank rank, absl::Time until, Wake wake) {
   absl::MutexLock lock(&mu_);
   if (waiters_.size() >= capacity_) return std::nullopt;
   const Ticket ticket{rank, next_sequence_++};
-  waiters_.emplace(std::pair(ticket.rank, ticket.sequence), std::move(wake));
+  waiters_.emplace(std::pair(ticket.rank, ticket.sequence), Waiter{until, std::move(wake)});
   waiting_.store(waiters_.size());
   return ticket;
 }
@@ -24,7 +37,7 @@ PermitQueue::Wake PermitQueue::Pop() {
   if (waiting_.load() == 0) return nullptr;
   absl::MutexLock lock(&mu_);
   if (waiters_.empty()) return nullptr;
-  Wake wake = std::move(waiters_.begin()->second);
+  Wake wake = std::move(waiters_.begin()->second.wake);
   waiters_.erase(waiters_.begin());
   waiting_.store(waiters_.size());
   return wake;
@@ -34,6 +47,49 @@ bool PermitQueue::AnyMoreImportantThan(Rank rank) const {
   if (waiting_.load() == 0) return false;
   absl::MutexLock lock(&mu_);
   return !waiters_.empty() && waiters_.begin()->first.first < rank;
+}
+
+void PermitQueue::OnReleased(absl::Time now) {
+  absl::MutexLock lock(&counts_mu_);
+  released_.Add(1, now);
+}
+
+void PermitQueue::OnTaken(Rank rank, absl::Time now) {
+  absl::MutexLock lock(&counts_mu_);
+  const Rank last = static_cast<Rank>(taken_.size()) - 1;
+  taken_[std::clamp(rank, 0, last)].Add(1, now);
+}
+
+bool PermitQueue::WouldWaitInVain(Rank rank, absl::Time now, absl::Time until) {
+  const absl::Duration counted = std::min(wait_, now - counting_since_);
+  if (counted < wait_ / 2 || counted <= absl::ZeroDuration()) return false;  // too few seen
+  int64_t left_to_tier = 0;
+  {
+    absl::MutexLock lock(&counts_mu_);
+    if (released_.Sum(now) <= 0) return false;
+    for (Rank r = std::max(rank, 0); r < static_cast<Rank>(taken_.size()); ++r) {
+      left_to_tier += taken_[r].Sum(now);
+    }
+  }
+  const double per_second = static_cast<double>(left_to_tier) / absl::ToDoubleSeconds(counted);
+  // Permits its tier gets between now and `t`, at that rate.
+  auto due_by = [&](absl::Time t) { return per_second * absl::ToDoubleSeconds(t - now); };
+  const double mine = due_by(until);
+  if (waiting_.load() == 0) return false;
+  absl::MutexLock lock(&mu_);
+  // Nobody of its tier or a more important one waits: the next permit to free is its,
+  // however rarely its tier took one lately.
+  if (waiters_.empty() || waiters_.begin()->first.first > rank) return false;
+  // Its tier got no permit lately, and others wait: none is due to it.
+  if (mine <= 0) return true;
+  // The waiters of its tier, in the order they are woken.
+  int64_t taken = 0;
+  for (auto it = waiters_.lower_bound(std::pair(rank, uint64_t{0}));
+       it != waiters_.end() && it->first.first == rank; ++it) {
+    if (due_by(it->second.until) > static_cast<double>(taken)) ++taken;
+    if (static_cast<double>(taken) >= mine) return true;
+  }
+  return false;
 }
 
 size_t PermitQueue::size() const {

@@ -5,6 +5,11 @@
 // permit (AnyMoreImportantThan): under pressure the client sheds the lowest tier first, as
 // the gateway's admission does, instead of serving whoever asked last.
 //
+// A wait that cannot succeed is not begun (WouldWaitInVain): if the permits its tier can
+// expect before its wait ends (those that freed lately and no more important tier took)
+// all go to the calls of its tier waiting before it, it would only be refused at the end
+// of its wait. Refusing it at once answers a shed call in microseconds instead.
+//
 // Bounded: Push refuses past `capacity` waiters. Thread-safe; a wake-up runs on the thread
 // that popped it, after the queue's lock is released. Pop and AnyMoreImportantThan, which
 // every call's permit asks, take no lock while nobody waits.
@@ -17,9 +22,12 @@
 #include <map>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "src/client/reliability/retry_budget.h"
 
 namespace stategate::reliability {
 
@@ -34,10 +42,13 @@ class PermitQueue {
   };
   using Wake = std::function<void()>;
 
-  explicit PermitQueue(size_t capacity) : capacity_(capacity) {}
+  // Ranks run from 0 to `ranks` - 1. `wait`: how long a waiter may wait for a permit
+  // (ReliabilityOptions::limiter_max_wait); `now` starts the counts of permits.
+  PermitQueue(size_t capacity, int ranks, absl::Duration wait, absl::Time now);
 
-  // Queues `wake`; nullopt when `capacity` waiters are queued already.
-  std::optional<Ticket> Push(Rank rank, Wake wake);
+  // Queues `wake` for a waiter that waits until `until` at most; nullopt when `capacity`
+  // waiters are queued already.
+  std::optional<Ticket> Push(Rank rank, absl::Time until, Wake wake);
   // Removes a waiter still queued: false if it was popped (its wake-up runs or ran).
   bool Remove(const Ticket& ticket);
   // The most important, oldest waiter's wake-up, removed from the queue; null if none waits.
@@ -46,14 +57,41 @@ class PermitQueue {
   bool AnyMoreImportantThan(Rank rank) const;
   size_t size() const;
 
+  // A permit was released at `now`, whether or not anyone waited for it.
+  void OnReleased(absl::Time now);
+  // A call of `rank` took a permit at `now`, whether or not it waited for it.
+  void OnTaken(Rank rank, absl::Time now);
+  // Whether a waiter of `rank` queued at `now` to wait until `until` would wait in vain.
+  // Its tier is taken to get permits at the rate that calls of its tier and less
+  // important ones took them over the last `wait` (measured over half a wait at least):
+  // what the more important tiers left. Each waiter of its tier before it takes one if
+  // one comes before its own wait ends; in vain: none is left for this one by `until`.
+  // False while no permit was released in that time (the client idle, or every call
+  // stalled): nothing then says that the wait is hopeless, and a stall is waited out.
+  // False too while nobody of its tier or a more important one waits: the next permit to
+  // free is its, however rarely its tier took one.
+  bool WouldWaitInVain(Rank rank, absl::Time now, absl::Time until);
+
  private:
   const size_t capacity_;
   mutable absl::Mutex mu_;
+  struct Waiter {
+    absl::Time until;
+    Wake wake;
+  };
   // By (rank, sequence): the first entry is the next to wake.
-  std::map<std::pair<Rank, uint64_t>, Wake> waiters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<Rank, uint64_t>, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   // waiters_.size(), written under mu_: a hint for the lock-free checks.
   std::atomic<size_t> waiting_{0};
+
+  // Every completion releases a permit and every attempt takes one: a lock of their own
+  // keeps these counts off mu_. Both cover the last `wait`.
+  const absl::Duration wait_;
+  const absl::Time counting_since_;
+  absl::Mutex counts_mu_;
+  ExpiringTokenBucket released_ ABSL_GUARDED_BY(counts_mu_);
+  std::vector<ExpiringTokenBucket> taken_ ABSL_GUARDED_BY(counts_mu_);  // by rank
 };
 
 }  // namespace stategate::reliability
