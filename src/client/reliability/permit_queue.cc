@@ -82,10 +82,11 @@ bool PermitQueue::WouldWaitInVain(Rank rank, absl::Time now, absl::Time until) {
   if (waiters_.empty() || waiters_.begin()->first.first > rank) return false;
   // Its tier got no permit lately, and others wait: none is due to it.
   if (mine <= 0) return true;
-  // The waiters of its tier, in the order they are woken.
+  // The waiters before it, in the order they are woken. The rate leaves out what more
+  // important tiers take as they come; those of them waiting now are a backlog on top,
+  // served first, from the same permits.
   int64_t taken = 0;
-  for (auto it = waiters_.lower_bound(std::pair(rank, uint64_t{0}));
-       it != waiters_.end() && it->first.first == rank; ++it) {
+  for (auto it = waiters_.begin(); it != waiters_.end() && it->first.first <= rank; ++it) {
     if (due_by(it->second.until) > static_cast<double>(taken)) ++taken;
     if (static_cast<double>(taken) >= mine) return true;
   }

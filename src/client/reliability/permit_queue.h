@@ -6,9 +6,9 @@
 // the gateway's admission does, instead of serving whoever asked last.
 //
 // A wait that cannot succeed is not begun (WouldWaitInVain): if the permits its tier can
-// expect before its wait ends (those that freed lately and no more important tier took)
-// all go to the calls of its tier waiting before it, it would only be refused at the end
-// of its wait. Refusing it at once answers a shed call in microseconds instead.
+// expect before its wait ends (as many as it and less important tiers took lately) all go
+// to the calls waiting before it, it would only be refused at the end of its wait.
+// Refusing it at once answers a shed call in microseconds instead.
 //
 // Bounded: Push refuses past `capacity` waiters. Thread-safe; a wake-up runs on the thread
 // that popped it, after the queue's lock is released. Pop and AnyMoreImportantThan, which
@@ -64,8 +64,9 @@ class PermitQueue {
   // Whether a waiter of `rank` queued at `now` to wait until `until` would wait in vain.
   // Its tier is taken to get permits at the rate that calls of its tier and less
   // important ones took them over the last `wait` (measured over half a wait at least):
-  // what the more important tiers left. Each waiter of its tier before it takes one if
-  // one comes before its own wait ends; in vain: none is left for this one by `until`.
+  // what the more important tiers left. Each waiter before it (of its tier, or a more
+  // important one: a backlog on top of that rate) takes one if one comes before its own
+  // wait ends; in vain: none is left for this one by `until`.
   // False while no permit was released in that time (the client idle, or every call
   // stalled): nothing then says that the wait is hopeless, and a stall is waited out.
   // False too while nobody of its tier or a more important one waits: the next permit to

@@ -79,14 +79,16 @@ TEST(PermitQueueTest, AWaitIsInVainWhenWhatItsTierGetsGoesToThoseOfItsTierBefore
   const absl::Time until = now + kWait;
   // Normal and sheddable calls took three permits in a wait: three are due to a normal
   // call's tier in the next one, one to a sheddable call's.
+  EXPECT_FALSE(queue.WouldWaitInVain(1, now, until));  // nobody waits: the next is its
+  ASSERT_TRUE(queue.Push(2, until, [] {}).has_value());
+  EXPECT_TRUE(queue.WouldWaitInVain(2, now, until));   // one before it takes the one due
+  EXPECT_FALSE(queue.WouldWaitInVain(1, now, until));  // a sheddable call goes after it
   ASSERT_TRUE(queue.Push(1, until, [] {}).has_value());
   ASSERT_TRUE(queue.Push(1, until, [] {}).has_value());
   EXPECT_FALSE(queue.WouldWaitInVain(1, now, until));  // two before it: one is left
-  EXPECT_FALSE(queue.WouldWaitInVain(2, now, until));  // none of its tier before it
-  ASSERT_TRUE(queue.Push(1, until, [] {}).has_value());
-  EXPECT_TRUE(queue.WouldWaitInVain(1, now, until));  // three before it
-  ASSERT_TRUE(queue.Push(2, until, [] {}).has_value());
-  EXPECT_TRUE(queue.WouldWaitInVain(2, now, until));  // one before it
+  // A critical call waiting now comes on top of what critical calls took lately.
+  ASSERT_TRUE(queue.Push(0, until, [] {}).has_value());
+  EXPECT_TRUE(queue.WouldWaitInVain(1, now, until));
   // A shorter wait expects fewer permits: two normal calls before it take them.
   PermitQueue two(10, kRanks, kWait, kStart);
   FourFreedOverTheLastWait(two);
