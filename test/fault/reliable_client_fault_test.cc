@@ -59,16 +59,17 @@ class ReliableClientFaultTest : public ::testing::Test {
 
   static std::string Id(int r) { return "record-" + std::to_string(r); }
 
-  // Every replica answers after 1 s; the client's AIMD limit starts at 20 per endpoint and
-  // a call over it on every endpoint waits up to `wait` for a permit.
-  std::unique_ptr<KvClient> SlowLimitedClient(absl::Duration wait) {
+  // Every replica answers after `delay`; the client's AIMD limit starts at 20 per endpoint
+  // and a call over it on every endpoint waits up to `wait` for a permit.
+  std::unique_ptr<KvClient> SlowLimitedClient(absl::Duration wait,
+                                              absl::Duration delay = absl::Seconds(1)) {
     v1::FaultSpec slow;
-    slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(absl::Seconds(1)));
+    slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(delay));
     for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
     ReliabilityOptions limited = ReliabilityOptions::Naive();
     limited.limiter = "aimd";
     limited.limiter_max_wait = wait;
-    return Client(limited, absl::Seconds(10));
+    return Client(limited, std::max(absl::Seconds(10), wait));
   }
 
   // The answers of calls, and how many of them were refused.
@@ -256,14 +257,7 @@ TEST_F(ReliableClientFaultTest, OverloadFailsFastInsteadOfQueueing) {
 // wait get a permit only once no critical call waits, a round or more after them.
 TEST_F(ReliableClientFaultTest, CallsOverTheLimitWaitForAPermitTheMostImportantFirst) {
   constexpr absl::Duration kDelay = absl::Milliseconds(300);
-  v1::FaultSpec slow;
-  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(kDelay));
-  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
-
-  ReliabilityOptions limited = ReliabilityOptions::Naive();
-  limited.limiter = "aimd";  // starts at 20 per endpoint
-  limited.limiter_max_wait = absl::Seconds(20);
-  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(20));
+  std::unique_ptr<KvClient> client = SlowLimitedClient(absl::Seconds(20), kDelay);
   struct Outcome {
     Priority priority;
     absl::Status status;
@@ -378,13 +372,7 @@ TEST_F(ReliableClientFaultTest, AfterWaitsRunOutAnOverloadedClientStopsQueueing)
 // could have had a permit: the next free at 800 ms, after every wait has ended.
 TEST_F(ReliableClientFaultTest, ACallThatWouldWaitInVainIsRefusedAtOnce) {
   constexpr absl::Duration kDelay = absl::Milliseconds(400);
-  v1::FaultSpec slow;
-  slow.mutable_latency()->set_delay_us(absl::ToInt64Microseconds(kDelay));
-  for (int i = 0; i < kReplicas; ++i) SetFaults(i, slow);
-  ReliabilityOptions limited = ReliabilityOptions::Naive();
-  limited.limiter = "aimd";  // starts at 20 per endpoint
-  limited.limiter_max_wait = absl::Milliseconds(300);
-  std::unique_ptr<KvClient> client = Client(limited, absl::Seconds(10));
+  std::unique_ptr<KvClient> client = SlowLimitedClient(absl::Milliseconds(300), kDelay);
 
   Tally critical;
   for (int c = 0; c < 60; ++c) GetAs(*client, Priority::kCritical, critical.Counter());
