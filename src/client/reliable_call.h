@@ -327,7 +327,9 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
       }
       return nullptr;
     }
-    caller_->permit_waiters_.OnTaken(rank, caller_->clock_->Now());
+    // Only normal and sheddable calls are asked whether their wait is in vain, and their
+    // rates count their own tier and below: what critical calls take is never read.
+    if (rank > 0) caller_->permit_waiters_.OnTaken(rank, caller_->clock_->Now());
     if (permit_wait_timer_.has_value()) {
       caller_->timers_.Cancel(*permit_wait_timer_);
       permit_wait_timer_.reset();
@@ -464,7 +466,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   // Every endpoint refused a permit: queue for one until started_at_ + limiter_max_wait
   // (at most the deadline), or fail now if that has passed, the queue is full, calls of
   // this tier have been waiting in vain (kPersistentWaitsRunOut), or this wait would be in
-  // vain (the permits its tier gets in it go to the calls of its tier waiting before it).
+  // vain (the permits its tier gets in it go to the calls waiting before it, of its tier
+  // or a more important one).
   void WaitForPermitLocked(std::optional<size_t> exclude) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Time now = caller_->clock_->Now();
     const absl::Time wait_until =

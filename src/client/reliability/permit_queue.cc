@@ -12,7 +12,8 @@ PermitQueue::PermitQueue(size_t capacity, int ranks, absl::Duration wait, absl::
     : capacity_(capacity),
       wait_(wait),
       counting_since_(now),
-      released_(wait, kCountSlices, now),
+      // As if the last release were long before: nothing released yet.
+      last_release_us_(absl::ToUnixMicros(now - 2 * wait - absl::Seconds(1))),
       taken_(std::max(ranks, 1), ExpiringTokenBucket(wait, kCountSlices, now)) {}
 
 std::optional<PermitQueue::Ticket> PermitQueue::Push(Rank rank, absl::Time until, Wake wake) {
@@ -49,33 +50,35 @@ bool PermitQueue::AnyMoreImportantThan(Rank rank) const {
   return !waiters_.empty() && waiters_.begin()->first.first < rank;
 }
 
+size_t PermitQueue::TakenIndex(Rank rank) const {
+  return static_cast<size_t>(std::clamp(rank, 0, static_cast<Rank>(taken_.size()) - 1));
+}
+
 void PermitQueue::OnReleased(absl::Time now) {
-  absl::MutexLock lock(&counts_mu_);
-  released_.Add(1, now);
+  last_release_us_.store(absl::ToUnixMicros(now), std::memory_order_relaxed);
 }
 
 void PermitQueue::OnTaken(Rank rank, absl::Time now) {
   absl::MutexLock lock(&counts_mu_);
-  const Rank last = static_cast<Rank>(taken_.size()) - 1;
-  taken_[std::clamp(rank, 0, last)].Add(1, now);
+  taken_[TakenIndex(rank)].Add(1, now);
 }
 
 bool PermitQueue::WouldWaitInVain(Rank rank, absl::Time now, absl::Time until) {
+  if (waiting_.load() == 0) return false;
   const absl::Duration counted = std::min(wait_, now - counting_since_);
   if (counted < wait_ / 2 || counted <= absl::ZeroDuration()) return false;  // too few seen
+  const int64_t since_release_us =
+      absl::ToUnixMicros(now) - last_release_us_.load(std::memory_order_relaxed);
+  if (since_release_us >= absl::ToInt64Microseconds(wait_)) return false;
   int64_t left_to_tier = 0;
   {
     absl::MutexLock lock(&counts_mu_);
-    if (released_.Sum(now) <= 0) return false;
-    for (Rank r = std::max(rank, 0); r < static_cast<Rank>(taken_.size()); ++r) {
-      left_to_tier += taken_[r].Sum(now);
-    }
+    for (size_t r = TakenIndex(rank); r < taken_.size(); ++r) left_to_tier += taken_[r].Sum(now);
   }
   const double per_second = static_cast<double>(left_to_tier) / absl::ToDoubleSeconds(counted);
   // Permits its tier gets between now and `t`, at that rate.
   auto due_by = [&](absl::Time t) { return per_second * absl::ToDoubleSeconds(t - now); };
   const double mine = due_by(until);
-  if (waiting_.load() == 0) return false;
   absl::MutexLock lock(&mu_);
   // Nobody of its tier or a more important one waits: the next permit to free is its,
   // however rarely its tier took one lately.

@@ -57,16 +57,19 @@ class PermitQueue {
   bool AnyMoreImportantThan(Rank rank) const;
   size_t size() const;
 
-  // A permit was released at `now`, whether or not anyone waited for it.
+  // A permit was released at `now`, whether or not anyone waited for it. Lock-free.
   void OnReleased(absl::Time now);
-  // A call of `rank` took a permit at `now`, whether or not it waited for it.
+  // A call of `rank` took a permit at `now`, whether or not it waited for it. Ranks past
+  // the last count as the last, here and in WouldWaitInVain.
   void OnTaken(Rank rank, absl::Time now);
   // Whether a waiter of `rank` queued at `now` to wait until `until` would wait in vain.
   // Its tier is taken to get permits at the rate that calls of its tier and less
   // important ones took them over the last `wait` (measured over half a wait at least):
   // what the more important tiers left. Each waiter before it (of its tier, or a more
-  // important one: a backlog on top of that rate) takes one if one comes before its own
-  // wait ends; in vain: none is left for this one by `until`.
+  // important one: a backlog on top of that rate) takes one if more permits are due by
+  // the end of its own wait than those before it took; in vain: those before it take as
+  // many as are due by `until`. The counts cover 4/5 to 5/5 of a wait and are divided by
+  // a whole one, so the rate leans low (toward refusing) by up to a fifth.
   // False while no permit was released in that time (the client idle, or every call
   // stalled): nothing then says that the wait is hopeless, and a stall is waited out.
   // False too while nobody of its tier or a more important one waits: the next permit to
@@ -86,13 +89,16 @@ class PermitQueue {
   // waiters_.size(), written under mu_: a hint for the lock-free checks.
   std::atomic<size_t> waiting_{0};
 
-  // Every completion releases a permit and every attempt takes one: a lock of their own
-  // keeps these counts off mu_. Both cover the last `wait`.
+  // taken_'s index for `rank`.
+  size_t TakenIndex(Rank rank) const;
+
   const absl::Duration wait_;
   const absl::Time counting_since_;
+  // Every completion releases a permit: only when the last one was is kept, lock-free.
+  std::atomic<int64_t> last_release_us_;
+  // Permits taken over the last `wait`, by rank: a lock of its own keeps them off mu_.
   absl::Mutex counts_mu_;
-  ExpiringTokenBucket released_ ABSL_GUARDED_BY(counts_mu_);
-  std::vector<ExpiringTokenBucket> taken_ ABSL_GUARDED_BY(counts_mu_);  // by rank
+  std::vector<ExpiringTokenBucket> taken_ ABSL_GUARDED_BY(counts_mu_);
 };
 
 }  // namespace stategate::reliability

@@ -118,8 +118,9 @@ TEST(PermitQueueTest, WaitersWhoseWaitsEndFirstLeaveThePermitsToLaterOnes) {
   PermitQueue queue(10, kRanks, kWait, kStart);
   FourFreedOverTheLastWait(queue);
   const absl::Time now = kStart + kWait;
-  // Three normal calls whose waits end in 2 ms: one permit is due to their tier by then,
-  // so two of them will have left without one.
+  // Three normal calls whose waits end in 2 ms: 1.2 permits are due to their tier by
+  // then, so two of them may take one and the third leaves without, and one of the three
+  // due in a new call's wait is left for it.
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(queue.Push(1, now + absl::Milliseconds(2), [] {}).has_value());
   }
