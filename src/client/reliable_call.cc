@@ -85,8 +85,8 @@ void ReliableCaller::ProbeDraining(size_t index) {
       });
 }
 
-void ReliableCaller::OnPermitReleased() {
-  permit_waiters_.OnReleased(clock_->Now());
+void ReliableCaller::OnPermitReleased(absl::Time now) {
+  permit_waiters_.OnReleased(now);
   WakePermitWaiter();
 }
 

@@ -170,9 +170,9 @@ class ReliableCaller {
   void OnDrainingNotice(size_t endpoint);
   // One health probe of a draining endpoint; schedules the next unless it says SERVING.
   void ProbeDraining(size_t endpoint);
-  // An attempt's permit was reported (released): counted, and the next call waiting for
-  // one, if any, tries again.
-  void OnPermitReleased();
+  // An attempt's permit was reported (released) at `now`: noted, and the next call
+  // waiting for one, if any, tries again.
+  void OnPermitReleased(absl::Time now);
   // The next call waiting for a permit, if any, tries again.
   void WakePermitWaiter();
   // Whether the door of any of the `tiers` most important tiers is closed now: their calls
@@ -329,7 +329,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     }
     // Only normal and sheddable calls are asked whether their wait is in vain, and their
     // rates count their own tier and below: what critical calls take is never read.
-    if (rank > 0) caller_->permit_waiters_.OnTaken(rank, caller_->clock_->Now());
+    const absl::Time now = caller_->clock_->Now();
+    if (rank > 0) caller_->permit_waiters_.OnTaken(rank, now);
     if (permit_wait_timer_.has_value()) {
       caller_->timers_.Cancel(*permit_wait_timer_);
       permit_wait_timer_.reset();
@@ -339,12 +340,12 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     const absl::Duration grace = caller_->options_.gc_tolerant_timeouts
                                      ? caller_->options_.max_pause_grace
                                      : absl::ZeroDuration();
-    const absl::Duration left = deadline_ - caller_->clock_->Now();
+    const absl::Duration left = deadline_ - now;
     attempt->ctx.set_deadline(absl::ToChronoTime(absl::Now() + left + grace));
     if (spec_.priority.has_value()) {
       attempt->ctx.AddMetadata(kPriorityMetadataKey, std::string(PriorityName(*spec_.priority)));
     }
-    attempt->started = caller_->clock_->Now();
+    attempt->started = now;
     endpoint->load->OnStart();
     caller_->counters_.attempts++;
     if (hedge) caller_->counters_.hedges++;
@@ -375,7 +376,8 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
   // Tells the endpoint's load estimate and limiter what the attempt says about them.
   void Observe(Attempt& attempt, const grpc::Status& status) {
     Endpoint& endpoint = *caller_->endpoints_[attempt.endpoint];
-    const absl::Duration elapsed = caller_->clock_->Now() - attempt.started;
+    const absl::Time now = caller_->clock_->Now();
+    const absl::Duration elapsed = now - attempt.started;
     const grpc::StatusCode code = status.error_code();
     std::optional<reliability::ConcurrencyLimiter::Permit>& permit = attempt.permit;
     if (attempt.timed_out) {
@@ -404,7 +406,7 @@ class ReliableCaller::LogicalCall : public std::enable_shared_from_this<LogicalC
     if (attempt.ctx.GetServerTrailingMetadata().count(kDrainingKey) > 0) {
       caller_->OnDrainingNotice(attempt.endpoint);
     }
-    if (permit.has_value()) caller_->OnPermitReleased();
+    if (permit.has_value()) caller_->OnPermitReleased(now);
   }
 
   void OnAttemptDone(Attempt* attempt, const grpc::Status& status) {

@@ -12,8 +12,7 @@ PermitQueue::PermitQueue(size_t capacity, int ranks, absl::Duration wait, absl::
     : capacity_(capacity),
       wait_(wait),
       counting_since_(now),
-      // As if the last release were long before: nothing released yet.
-      last_release_us_(absl::ToUnixMicros(now - 2 * wait - absl::Seconds(1))),
+      last_release_us_(0),  // none yet: as if in 1970, long before any wait
       taken_(std::max(ranks, 1), ExpiringTokenBucket(wait, kCountSlices, now)) {}
 
 std::optional<PermitQueue::Ticket> PermitQueue::Push(Rank rank, absl::Time until, Wake wake) {

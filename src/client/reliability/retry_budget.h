@@ -11,8 +11,8 @@
 // `ratio` of a token per request, with no floor, and additionally at most `max_in_flight`
 // hedges may be outstanding at once, so hedging never doubles the load in an overload.
 //
-// ExpiringTokenBucket is the windowed sum both are built on (PermitQueue counts released
-// permits with one too).
+// ExpiringTokenBucket is the windowed sum both are built on (PermitQueue counts the permits
+// each tier took with it too).
 //
 // Thread-safety: RetryBudget and HedgeBudget are thread-safe; ExpiringTokenBucket is not.
 #pragma once
